@@ -1,0 +1,34 @@
+# berth — build and test. `make` builds bin/berth (and the bin/berth-runtime link).
+GO      ?= go
+LDFLAGS ?= -s -w
+
+.PHONY: all berth test test-vm demo bench conformance clean
+
+all: berth
+
+berth:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/berth ./cmd/berth
+	ln -sf berth bin/berth-runtime
+
+# The whole suite, as root, on this machine's cgroups; then the cgroup v2
+# tests inside the VM of ../shared/vm when it is available.
+test: berth
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+	./hack/test-vm.sh
+
+test-vm: berth
+	./hack/test-vm.sh
+
+# Build a busybox bundle and run it with berth's runtime, offline.
+demo: berth
+	./hack/demo.sh
+
+bench: berth
+	./bench/run.sh
+
+conformance: berth
+	./conformance/compare.sh $(CURDIR)/bin/berth-runtime
+
+clean:
+	rm -rf bin

@@ -1,0 +1,37 @@
+// Berth is a container engine. Its first argument picks a role; this file
+// is the only place that knows them all.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/command"
+	_ "github.com/berth-dev/berth/runtime/nsexec" // joins namespaces before the Go runtime starts
+)
+
+func main() {
+	// Called as berth-runtime (a link to this binary), berth is the
+	// runc-compatible runtime, so other engines can use it unchanged.
+	if filepath.Base(os.Args[0]) == "berth-runtime" {
+		os.Exit(command.Main(context.Background(), os.Args[1:]))
+	}
+	role := ""
+	if len(os.Args) > 1 {
+		role = os.Args[1]
+	}
+	switch role {
+	case "init":
+		runtime.Init() // the container side of the runtime; never returns
+	case "runtime":
+		os.Exit(command.Main(context.Background(), os.Args[2:]))
+	case "version", "--version":
+		fmt.Println("berth version 0.1.0")
+	default:
+		fmt.Fprintln(os.Stderr, "usage: berth runtime <command> [args...]   (the OCI runtime; see berth runtime --help)")
+		os.Exit(2)
+	}
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# install-test-deps.sh — what berth's tests need, from Debian's packages.
+# busybox-static: the container rootfs; runc and crun: peers for the
+# benchmark and conformance runs; qemu: the cgroup v2 VM; iproute2, procps,
+# util-linux: network namespaces, ps, unshare in tests.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+	busybox-static runc crun qemu-system-x86 iproute2 procps util-linux file ca-certificates >/dev/null

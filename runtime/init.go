@@ -1,0 +1,183 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"strconv"
+
+	"github.com/berth-dev/berth/runtime/nsexec"
+	"golang.org/x/sys/unix"
+)
+
+// Init is the container side of the runtime: `berth init`, started by the
+// parent after the nsexec constructor has placed this process in its
+// namespaces. It never returns: it execs the container's process or exits
+// 1 after reporting why on the init socket.
+//
+// The order of the steps follows runc's standard_init_linux.go, for the
+// same reasons:
+//
+//  1. unshare the cgroup namespace, now that the parent has put us in our
+//     cgroup, so the container sees its cgroup as the root;
+//  2. mounts, devices and /dev links inside the rootfs (rootfs.go);
+//  3. ask the parent to run prestart/createRuntime hooks, then run the
+//     createContainer hooks ourselves, still able to see the host;
+//  4. pivot_root (or MS_MOVE + chroot with --no-pivot);
+//  5. the console: a pty from the container's devpts, its master sent to
+//     the console socket, its slave made our stdio and /dev/console;
+//  6. read-only rootfs, masked and read-only paths;
+//  7. hostname, domainname, sysctls, personality, rlimits;
+//  8. no_new_privs; then seccomp before the capability drop when
+//     no_new_privs is off (loading it needs CAP_SYS_ADMIN), else as late
+//     as possible, after the user change, so that fewer of our own
+//     syscalls run under the container's filter;
+//  9. bounding set, keep-caps, setgroups/setgid/setuid, the other four
+//     capability sets, umask, cwd — checked to lie inside the container
+//     (CVE-2024-21626);
+//  10. look up the program, report ready and close the socket;
+//  11. block opening exec.fifo for writing until `start`, run the
+//     startContainer hooks;
+//  12. mark every fd above the preserved ones close-on-exec, so nothing
+//     of the runtime leaks in (CVE-2024-21626), and execve.
+func Init() {
+	goruntime.GOMAXPROCS(1)
+	goruntime.LockOSThread()
+	fd, err := strconv.Atoi(os.Getenv(nsexec.EnvInit))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "berth init: not started by the runtime")
+		os.Exit(1)
+	}
+	c := conn{fd}
+	var cfg initConfig
+	if _, err := c.recv(&cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "berth init: read config:", err)
+		os.Exit(1)
+	}
+	err = containerInit(c, &cfg)
+	c.send(message{Type: "error", Msg: err.Error()})
+	os.Exit(1)
+}
+
+// ask sends a request to the parent and waits for its answer.
+func ask(c conn, m message, fds ...int) error {
+	if err := c.send(m, fds...); err != nil {
+		return err
+	}
+	var ans message
+	if _, err := c.recv(&ans); err != nil {
+		return err
+	}
+	if ans.Type == "error" {
+		return errAnswered{ans.Msg}
+	}
+	return nil
+}
+
+// errAnswered is an error the parent already knows about.
+type errAnswered struct{ msg string }
+
+func (e errAnswered) Error() string { return e.msg }
+
+func containerInit(c conn, cfg *initConfig) error {
+	s, p := cfg.Spec, cfg.Process
+	create := cfg.Mode == "create"
+	if create {
+		if cfg.Cgroupns {
+			if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+				return fmt.Errorf("unshare cgroup namespace: %w", err)
+			}
+		}
+		if err := prepareRootfs(cfg); err != nil {
+			return err
+		}
+		if h := s.Hooks; h != nil && (len(h.Prestart) > 0 || len(h.CreateRuntime) > 0) {
+			if err := ask(c, message{Type: "hooks"}); err != nil {
+				return err
+			}
+		}
+		if h := s.Hooks; h != nil {
+			if err := runHooks(context.Background(), "createContainer", h.CreateContainer, cfg.State); err != nil {
+				return err
+			}
+		}
+		if err := switchRoot(cfg.Rootfs, cfg.NoPivot); err != nil {
+			return err
+		}
+	}
+	if p.Terminal {
+		if err := setupConsole(cfg.ConsoleFD, create, p.ConsoleSize); err != nil {
+			return err
+		}
+	} else if cfg.ConsoleFD > 0 {
+		unix.Close(cfg.ConsoleFD)
+	}
+	if create {
+		if err := finalizeRootfs(s); err != nil {
+			return err
+		}
+		if err := setupKernel(s); err != nil {
+			return err
+		}
+	}
+	if err := setupProcess(c, cfg); err != nil {
+		return err
+	}
+	path, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		return err
+	}
+	if err := c.send(message{Type: "ready"}); err != nil {
+		return err
+	}
+	c.close()
+	if create {
+		if err := waitStart(cfg.FifoFD); err != nil {
+			return err
+		}
+		if h := s.Hooks; h != nil {
+			if err := runHooks(context.Background(), "startContainer", h.StartContainer, cfg.State); err != nil {
+				fmt.Fprintln(os.Stderr, "berth init:", err)
+				os.Exit(1)
+			}
+		}
+	}
+	closeExecFrom(3 + cfg.PreserveFDs)
+	err = unix.Exec(path, p.Args, p.Env)
+	// The parent is gone by now: the error goes to the container's stderr.
+	fmt.Fprintf(os.Stderr, "berth init: exec %s: %v\n", p.Args[0], err)
+	os.Exit(127)
+	return nil
+}
+
+// waitStart blocks until `start` opens the exec fifo, then tells it so.
+func waitStart(fifoFD int) error {
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fifoFD), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "berth init: open exec fifo:", err)
+		os.Exit(1)
+	}
+	if _, err := unix.Write(fd, []byte{'0'}); err != nil {
+		fmt.Fprintln(os.Stderr, "berth init: write exec fifo:", err)
+		os.Exit(1)
+	}
+	unix.Close(fd)
+	unix.Close(fifoFD)
+	return nil
+}
+
+// closeExecFrom marks every fd from lowest up close-on-exec: the kernel's
+// close_range when it has CLOSE_RANGE_CLOEXEC, /proc/self/fd otherwise.
+// No Go file I/O may happen after this; execve follows at once.
+func closeExecFrom(lowest int) {
+	if err := unix.CloseRange(uint(lowest), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return
+	}
+	entries, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= lowest {
+			unix.CloseOnExec(fd)
+		}
+	}
+}
