@@ -169,16 +169,18 @@ func run(ctx context.Context, r *runtime.Runtime, c *createFlags, id string, det
 			return err
 		}
 	}
+	// The pid is read before start: a short-lived process may be
+	// stopped (and reported with pid 0) by the time start returns.
+	st, err := r.State(id)
+	if err != nil {
+		return err
+	}
 	if err := r.Start(ctx, id); err != nil {
 		r.Delete(ctx, id, true)
 		return err
 	}
 	if detach {
 		return nil
-	}
-	st, err := r.State(id)
-	if err != nil {
-		return err
 	}
 	code := waitForward(st.Pid, sigs, proxy)
 	if proxy != nil {
@@ -221,6 +223,7 @@ func waitForward(pid int, sigs chan os.Signal, proxy *ttyProxy) int {
 				continue
 			}
 			if err != nil {
+				fmt.Fprintf(os.Stderr, "berth-runtime: wait for container process %d: %v\n", pid, err)
 				done <- 255
 				return
 			}
