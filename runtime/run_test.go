@@ -15,7 +15,7 @@ func TestRunExitStatus(t *testing.T) {
 		{[]string{"true"}, 0, ""},
 		{[]string{"false"}, 1, ""},
 		{[]string{"sh", "-c", "echo hello; exit 42"}, 42, "hello\n"},
-		{[]string{"sh", "-c", "sh -c 'kill -9 $$'"}, 137, ""},
+		{[]string{"sh", "-c", "sleep 100 & kill -9 $!; wait $!"}, 137, ""},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			res := r.runBundle(nil, tc.args...)
