@@ -111,7 +111,7 @@ var (
 	actionsAvail map[uint32]bool // nil when the kernel predates SECCOMP_GET_ACTION_AVAIL
 )
 
-func probe() {
+func probeKernel() {
 	flagsAvail = map[uintptr]bool{}
 	for _, bit := range []uintptr{
 		unix.SECCOMP_FILTER_FLAG_TSYNC, unix.SECCOMP_FILTER_FLAG_LOG,
@@ -142,14 +142,14 @@ func probe() {
 }
 
 func flagSupported(bit uintptr) bool {
-	probeOnce.Do(probe)
+	probeOnce.Do(probeKernel)
 	return flagsAvail[bit]
 }
 
 // actionAvailable reports whether the kernel knows the action of the
 // SECCOMP_RET_* value v.
 func actionAvailable(v uint32) bool {
-	probeOnce.Do(probe)
+	probeOnce.Do(probeKernel)
 	v &= unix.SECCOMP_RET_ACTION_FULL
 	if actionsAvail == nil {
 		switch v {
