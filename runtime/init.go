@@ -27,8 +27,9 @@ import (
 //  4. pivot_root (or MS_MOVE + chroot with --no-pivot);
 //  5. the console: a pty from the container's devpts, its master sent to
 //     the console socket, its slave made our stdio and /dev/console;
-//  6. read-only rootfs, masked and read-only paths;
-//  7. hostname, domainname, sysctls, personality, rlimits;
+//  6. hostname, domainname, sysctls, personality (before the next
+//     step makes /proc/sys read-only);
+//  7. read-only rootfs, masked and read-only paths; rlimits;
 //  8. no_new_privs; then seccomp before the capability drop when
 //     no_new_privs is off (loading it needs CAP_SYS_ADMIN), else as late
 //     as possible, after the user change, so that fewer of our own
@@ -114,10 +115,10 @@ func containerInit(c conn, cfg *initConfig) error {
 		unix.Close(cfg.ConsoleFD)
 	}
 	if create {
-		if err := finalizeRootfs(s); err != nil {
+		if err := setupKernel(s); err != nil {
 			return err
 		}
-		if err := setupKernel(s); err != nil {
+		if err := finalizeRootfs(s); err != nil {
 			return err
 		}
 	}
@@ -162,7 +163,9 @@ func waitStart(fifoFD int) error {
 		fmt.Fprintln(os.Stderr, "berth init: write exec fifo:", err)
 		os.Exit(1)
 	}
-	unix.Close(fd)
+	// fd stays open (close-on-exec) until execve: start waits for it
+	// to close, so that poststart hooks run after the startContainer
+	// hooks and once the user's process runs.
 	unix.Close(fifoFD)
 	return nil
 }

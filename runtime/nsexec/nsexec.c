@@ -162,6 +162,15 @@ void berth_nsexec(void) {
 		}
 	}
 	if (!joined) join_all(js, njoin);
+	// setns keeps our ids, which a joined user namespace may not map (the
+	// host's root): become its root, as a new one's root does below.
+	int joined_user = joined && (pidfd_flags & CLONE_NEWUSER);
+	for (int i = 0; !joined && i < njoin; i++)
+		if (js[i].flag == CLONE_NEWUSER) joined_user = 1;
+	if (joined_user) {
+		if (setresgid(0, 0, 0) < 0) bail("setresgid to root in the joined user namespace");
+		if (setresuid(0, 0, 0) < 0) bail("setresuid to root in the joined user namespace");
+	}
 
 	if (flags & CLONE_NEWUSER) {
 		if (unshare(CLONE_NEWUSER) < 0) bail("unshare user namespace");
