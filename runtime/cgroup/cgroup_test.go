@@ -124,6 +124,34 @@ func TestResources(t *testing.T) {
 		}
 	}
 
+	// Block I/O weight, where the kernel has a weight file (CFQ/BFQ on
+	// v1, io.cost or BFQ on v2).
+	weightFiles := map[string]string{
+		"blkio.weight": "500", "blkio.bfq.weight": "500", "io.bfq.weight": "default 500", "io.weight": "default 4950",
+	}
+	weighted := false
+	for _, f := range []string{"blkio.weight", "blkio.bfq.weight", "io.bfq.weight", "io.weight"} {
+		c := map[bool]string{false: "blkio", true: "io"}[isV2]
+		if !hasController(t, m, c) || !exists(ctrlDir(t, m, c), f) {
+			continue
+		}
+		if err := m.Set(&specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: u16(500)}}); err != nil {
+			t.Fatalf("Set(blockIO weight): %v", err)
+		}
+		check(c, f, weightFiles[f])
+		weighted = true
+		break
+	}
+	if !weighted {
+		t.Log("no block I/O weight file: weight not tested")
+	}
+
+	// A write the kernel refuses names the file.
+	err := m.Set(&specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "4095"}})
+	if err == nil || !strings.Contains(err.Error(), "write ") || !strings.Contains(err.Error(), "cpuset.cpus") {
+		t.Errorf("Set(cpus 4095) = %v, want a write error naming cpuset.cpus", err)
+	}
+
 	// runc update: raise memory, lower pids, change the CPU quota.
 	upd := &specs.LinuxResources{
 		Memory: &specs.LinuxMemory{Limit: i64(96 << 20), Swap: i64(192 << 20), CheckBeforeUpdate: boolp(true)},
@@ -149,7 +177,7 @@ func TestResources(t *testing.T) {
 	}
 	h.release(t)
 	h.waitOutput(t, "held", 30*time.Second)
-	err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(4 << 20), CheckBeforeUpdate: boolp(true)}})
+	err = m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(4 << 20), CheckBeforeUpdate: boolp(true)}})
 	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Errorf("Set(limit below usage, checkBeforeUpdate) err = %v, want ErrFailedPrecondition", err)
 	}

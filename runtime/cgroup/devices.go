@@ -88,11 +88,17 @@ func parseDeviceRules(in []specs.LinuxDeviceCgroup) ([]deviceRule, error) {
 }
 
 // v1Lines renders rules as (file, line) writes for v1's devices.allow and
-// devices.deny, in order. The kernel reads a type "a" line as "every
-// device, every access" whatever follows it, so a rule of type "a" that is
-// narrower than that is written as one "b" and one "c" line.
+// devices.deny, in order. A rule list starts from "deny everything", as on
+// v2 (and as runc's device emulator starts), so unless the first rule
+// matches every device with every access a "deny a" comes first. The
+// kernel reads a type "a" line as "every device, every access" whatever
+// follows it, so a rule of type "a" that is narrower than that is written
+// as one "b" and one "c" line.
 func v1Lines(rules []deviceRule) [][2]string {
 	var out [][2]string
+	if len(rules) > 0 && !(rules[0].wildcard() && rules[0].access == accAll) {
+		out = append(out, [2]string{"devices.deny", "a"})
+	}
 	for _, r := range rules {
 		file := "devices.deny"
 		if r.allow {

@@ -248,6 +248,10 @@ func TestDeviceRules(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("v1Lines:\n got %q\nwant %q", got, want)
 	}
+	rules, _ = parseDeviceRules(in[1:2])
+	if got := v1Lines(rules); len(got) != 2 || got[0] != [2]string{"devices.deny", "a"} {
+		t.Errorf("v1Lines without a leading wildcard = %q, want a deny-all first", got)
+	}
 	for _, bad := range []specs.LinuxDeviceCgroup{
 		{Type: "x"}, {Type: "c", Access: "rwx"}, {Type: "c", Major: i64(1 << 40)},
 	} {
