@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-dev/berth/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // loadBundle reads and checks bundle/config.json. It returns the spec, the
@@ -42,7 +43,7 @@ func loadBundle(bundle string) (*specs.Spec, string, string, error) {
 	}
 	fi, err := os.Stat(rootfs)
 	if err != nil {
-		return nil, "", "", fmt.Errorf("rootfs %s: %w", rootfs, errors.Join(err, errdefs.ErrInvalidArgument))
+		return nil, "", "", fmt.Errorf("rootfs %s: %w: %w", rootfs, err, errdefs.ErrInvalidArgument)
 	}
 	if !fi.IsDir() {
 		return nil, "", "", fmt.Errorf("rootfs %s is not a directory: %w", rootfs, errdefs.ErrInvalidArgument)
@@ -83,6 +84,9 @@ func validate(s *specs.Spec) error {
 		if ns.Path != "" {
 			if _, err := os.Stat(ns.Path); err != nil {
 				return invalid("namespace %s path %s: %v", ns.Type, ns.Path, err)
+			}
+			if err := checkNSType(ns); err != nil {
+				return err
 			}
 		}
 	}
@@ -130,6 +134,24 @@ func validate(s *specs.Spec) error {
 		if rl.Soft > rl.Hard {
 			return invalid("rlimit %s: soft %d exceeds hard %d", rl.Type, rl.Soft, rl.Hard)
 		}
+	}
+	return nil
+}
+
+// checkNSType rejects a namespace path that names a namespace of
+// another type, which setns would only report as EINVAL.
+func checkNSType(ns specs.LinuxNamespace) error {
+	f, err := os.Open(ns.Path)
+	if err != nil {
+		return invalid("namespace %s path %s: %v", ns.Type, ns.Path, err)
+	}
+	defer f.Close()
+	t, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE)
+	if err != nil {
+		return invalid("namespace %s path %s is not a namespace: %v", ns.Type, ns.Path, err)
+	}
+	if uint32(t) != nsKinds[ns.Type].flag {
+		return invalid("namespace %s path %s is not a %s namespace", ns.Type, ns.Path, ns.Type)
 	}
 	return nil
 }

@@ -22,12 +22,19 @@ func runHooks(ctx context.Context, kind string, hooks []specs.Hook, state specs.
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for i, h := range hooks {
 		if err := runHook(ctx, h, data); err != nil {
-			return fmt.Errorf("%s hook #%d (%s): %w", kind, i, h.Path, err)
+			err = fmt.Errorf("%s hook #%d (%s): %w", kind, i, h.Path, err)
+			// A failed poststart or poststop hook is a warning: the
+			// remaining hooks still run (runtime spec).
+			if kind != "poststart" && kind != "poststop" {
+				return err
+			}
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func runHook(ctx context.Context, h specs.Hook, state []byte) error {

@@ -138,7 +138,9 @@ func containerInit(c conn, cfg *initConfig) error {
 			return err
 		}
 		if h := s.Hooks; h != nil {
-			if err := runHooks(context.Background(), "startContainer", h.StartContainer, cfg.State); err != nil {
+			state := cfg.State
+			state.Status = "created" // as runc: start has been called, the program not yet run
+			if err := runHooks(context.Background(), "startContainer", h.StartContainer, state); err != nil {
 				fmt.Fprintln(os.Stderr, "berth init:", err)
 				os.Exit(1)
 			}

@@ -42,7 +42,8 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 }
 
 // releaseFifo opens the exec fifo for reading, which lets init's blocked
-// open for writing complete, and reads the byte init writes. It watches
+// open for writing complete, reads the byte init writes and waits for init
+// to close its end, which it does at execve. It watches
 // init's pidfd so that a dead init is an error rather than a hang.
 func releaseFifo(path string, pid int) error {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
@@ -55,10 +56,17 @@ func releaseFifo(path string, pid int) error {
 		return fmt.Errorf("container init %d: %w", pid, err)
 	}
 	defer unix.Close(pidfd)
+	got := false
 	for {
 		var buf [1]byte
 		n, err := unix.Read(fd, buf[:])
 		if n == 1 {
+			got = true
+			continue
+		}
+		if got && n == 0 && err == nil {
+			// Init closed its end: it ran the startContainer hooks
+			// and exec'd the user's process (or died trying).
 			return nil
 		}
 		if err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
@@ -68,7 +76,7 @@ func releaseFifo(path string, pid int) error {
 		if _, err := unix.Poll(fds, 1000); err != nil && !errors.Is(err, unix.EINTR) {
 			return fmt.Errorf("poll exec fifo: %w", err)
 		}
-		if fds[1].Revents&unix.POLLIN != 0 && fds[0].Revents&unix.POLLIN == 0 {
+		if !got && fds[1].Revents&unix.POLLIN != 0 && fds[0].Revents&unix.POLLIN == 0 {
 			return errors.New("container init exited before it was started")
 		}
 	}
