@@ -42,8 +42,9 @@ func prepareRootfs(cfg *initConfig) error {
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
 		return mountErr("set propagation of", "", "/", err)
 	}
-	// pivot_root refuses a shared parent mount; make it private.
-	if mp, err := mountPointOf(filepath.Dir(rootfs)); err == nil {
+	// pivot_root refuses a shared parent mount; make it private, but only
+	// if shared: a slave one keeps receiving the host's mounts (rslave).
+	if mp, err := mountPointOf(filepath.Dir(rootfs)); err == nil && sharedMount(mp) {
 		unix.Mount("", mp, "", unix.MS_PRIVATE, "")
 	}
 	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
@@ -262,6 +263,30 @@ func mountPointOf(path string) (string, error) {
 		err = fs.ErrNotExist
 	}
 	return best, err
+}
+
+// sharedMount reports whether the topmost mount at mountPoint is shared.
+func sharedMount(mountPoint string) bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return true
+	}
+	shared := false
+	for _, l := range strings.Split(string(data), "\n") {
+		// id parent major:minor root mountpoint options [optional...] - ...
+		pre, _, _ := strings.Cut(l, " - ")
+		f := strings.Fields(pre)
+		if len(f) < 6 || unescapeMount(f[4]) != mountPoint {
+			continue
+		}
+		shared = false
+		for _, o := range f[6:] {
+			if strings.HasPrefix(o, "shared:") {
+				shared = true
+			}
+		}
+	}
+	return shared
 }
 
 func eachMount(fn func(mountPoint, fsType string)) error {
