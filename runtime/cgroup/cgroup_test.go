@@ -83,6 +83,9 @@ func TestResources(t *testing.T) {
 			t.Errorf("%s = %q, want it to contain %q", name, got, want)
 		}
 	}
+	if !exists(ctrlDir(t, m, "memory"), map[bool]string{false: "memory.memsw.limit_in_bytes", true: "memory.swap.max"}[isV2]) {
+		t.Log("no swap accounting: swap limits not tested")
+	}
 	if isV2 {
 		check("memory", "memory.max", "67108864")
 		check("memory", "memory.low", "33554432")
@@ -170,6 +173,16 @@ func TestResources(t *testing.T) {
 		check("cpu", "cpu.cfs_quota_us", "20000")
 		check("pids", "pids.max", "max")
 	}
+	// An update of the swap alone converts against the current limit.
+	if err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Swap: i64(160 << 20)}}); err != nil {
+		t.Fatalf("Set(swap only): %v", err)
+	}
+	if dir := ctrlDir(t, m, "memory"); isV2 && exists(dir, "memory.swap.max") {
+		check("memory", "memory.swap.max", "67108864") // 160M - 96M
+	} else if !isV2 && exists(dir, "memory.memsw.limit_in_bytes") {
+		check("memory", "memory.memsw.limit_in_bytes", "167772160")
+	}
+
 	// A limit below the usage is refused with checkBeforeUpdate.
 	h := startHelper(t, "wait-hold", nil, nil)
 	if err := m.Apply(h.cmd.Process.Pid); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"slices"
 	"sort"
@@ -32,12 +33,8 @@ func validateV2(r *specs.LinuxResources) error {
 			return err
 		}
 	}
-	if m := r.Memory; m != nil && m.Swap != nil {
-		var limit int64
-		if m.Limit != nil {
-			limit = *m.Limit
-		}
-		if _, err := swapToV2(*m.Swap, limit); err != nil {
+	if m := r.Memory; m != nil && m.Swap != nil && m.Limit != nil {
+		if _, err := swapToV2(*m.Swap, *m.Limit); err != nil {
 			return err
 		}
 	}
@@ -118,7 +115,23 @@ func (m *v2) setMemory(r *specs.LinuxResources) error {
 		if mem.Swap != nil {
 			swap = *mem.Swap
 		}
-		v, _ := swapToV2(swap, limit)
+		swapLimit := limit
+		if mem.Limit == nil && swap > 0 {
+			// An update of the swap alone: convert against the
+			// current memory limit, as runc update does.
+			cur, err := readUint(m.dir, "memory.max")
+			if err != nil {
+				return err
+			}
+			swapLimit = -1
+			if cur != math.MaxUint64 {
+				swapLimit = int64(cur)
+			}
+		}
+		v, err := swapToV2(swap, swapLimit)
+		if err != nil {
+			return err
+		}
 		switch {
 		case !exists(m.dir, "memory.swap.max"):
 			// No swap accounting in this kernel: nothing to limit.
