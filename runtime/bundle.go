@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/berth-dev/berth/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -109,6 +110,11 @@ func validate(s *specs.Spec) error {
 	if len(s.Linux.TimeOffsets) > 0 && !seen[specs.TimeNamespace] {
 		return invalid("timeOffsets need a time namespace")
 	}
+	for k := range s.Linux.Sysctl {
+		if err := checkSysctl(k, seen); err != nil {
+			return err
+		}
+	}
 	for _, m := range s.Mounts {
 		if !filepath.IsAbs(m.Destination) {
 			return invalid("mount destination %q is not absolute", m.Destination)
@@ -152,6 +158,35 @@ func checkNSType(ns specs.LinuxNamespace) error {
 	}
 	if uint32(t) != nsKinds[ns.Type].flag {
 		return invalid("namespace %s path %s is not a %s namespace", ns.Type, ns.Path, ns.Type)
+	}
+	return nil
+}
+
+// ipcSysctls are the sysctls an IPC namespace holds, besides fs.mqueue.*.
+var ipcSysctls = map[string]bool{
+	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true, "kernel.sem": true,
+	"kernel.shmall": true, "kernel.shmmax": true, "kernel.shmmni": true, "kernel.shm_rmid_forced": true,
+}
+
+// checkSysctl refuses, as runc does, a sysctl that no namespace of the
+// container holds: writing it would change the host.
+func checkSysctl(key string, seen map[specs.LinuxNamespaceType]bool) error {
+	k := strings.ReplaceAll(key, "/", ".")
+	switch {
+	case ipcSysctls[k] || strings.HasPrefix(k, "fs.mqueue."):
+		if !seen[specs.IPCNamespace] {
+			return invalid("sysctl %q is not allowed as it conflicts with the host's IPC namespace", key)
+		}
+	case strings.HasPrefix(k, "net."):
+		if !seen[specs.NetworkNamespace] {
+			return invalid("sysctl %q is not allowed in the host's network namespace", key)
+		}
+	case k == "kernel.hostname" || k == "kernel.domainname":
+		if !seen[specs.UTSNamespace] {
+			return invalid("sysctl %q is not allowed in the host's UTS namespace", key)
+		}
+	default:
+		return invalid("sysctl %q is not in a separate kernel namespace", key)
 	}
 	return nil
 }
