@@ -111,7 +111,9 @@ func TestIsolationMaskedReadonlyPaths(t *testing.T) {
 		},
 		{
 			name: "masked dir and file",
-			edit: func(s *specs.Spec) { s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "/secret", "/secret.txt", "/does/not/exist") },
+			edit: func(s *specs.Spec) {
+				s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "/secret", "/secret.txt", "/does/not/exist")
+			},
 			prep: secret,
 			args: sh(`ls -A /secret | wc -l; cat /secret.txt | wc -c; grep ' /secret ' /proc/mounts | cut -d' ' -f3,4; touch /secret/x || echo ro`),
 			want: []string{`^0\n0\ntmpfs ro[,\s]`, `\nro\n$`},
