@@ -100,32 +100,92 @@ func v1Lines(rules []deviceRule) [][2]string {
 		out = append(out, [2]string{"devices.deny", "a"})
 	}
 	for _, r := range rules {
-		file := "devices.deny"
-		if r.allow {
-			file = "devices.allow"
-		}
-		var acc strings.Builder
-		for _, a := range []struct {
-			bit int
-			c   byte
-		}{{accRead, 'r'}, {accWrite, 'w'}, {accMknod, 'm'}} {
-			if r.access&a.bit != 0 {
-				acc.WriteByte(a.c)
-			}
-		}
-		major, minor := &r.major, &r.minor
-		switch {
-		case r.wildcard() && r.access == accAll:
-			out = append(out, [2]string{file, "a"})
-		case r.typ == devAll:
-			for _, t := range []string{"b", "c"} {
-				out = append(out, [2]string{file, deviceString(t, major, minor, acc.String())})
-			}
-		case r.typ == devBlock:
-			out = append(out, [2]string{file, deviceString("b", major, minor, acc.String())})
-		default:
-			out = append(out, [2]string{file, deviceString("c", major, minor, acc.String())})
-		}
+		out = append(out, ruleLines(r)...)
 	}
 	return out
+}
+
+// ruleLines renders one rule for v1 (see v1Lines).
+func ruleLines(r deviceRule) [][2]string {
+	file := "devices.deny"
+	if r.allow {
+		file = "devices.allow"
+	}
+	var acc strings.Builder
+	for _, a := range []struct {
+		bit int
+		c   byte
+	}{{accRead, 'r'}, {accWrite, 'w'}, {accMknod, 'm'}} {
+		if r.access&a.bit != 0 {
+			acc.WriteByte(a.c)
+		}
+	}
+	major, minor := &r.major, &r.minor
+	switch {
+	case r.wildcard() && r.access == accAll:
+		return [][2]string{{file, "a"}}
+	case r.typ == devAll:
+		return [][2]string{
+			{file, deviceString("b", major, minor, acc.String())},
+			{file, deviceString("c", major, minor, acc.String())},
+		}
+	case r.typ == devBlock:
+		return [][2]string{{file, deviceString("b", major, minor, acc.String())}}
+	default:
+		return [][2]string{{file, deviceString("c", major, minor, acc.String())}}
+	}
+}
+
+// allowListUnchanged reports whether the v1 devices.list text current
+// already says what rules would write, for the usual shape of a rule list:
+// deny everything, then allow entries. Rewriting such a list means a
+// moment of "deny a" during which the container's processes cannot open
+// their devices, so a runc update that repeats the rules skips it.
+func allowListUnchanged(current string, rules []deviceRule) bool {
+	if len(rules) == 0 || !rules[0].wildcard() || rules[0].access != accAll || rules[0].allow {
+		return false
+	}
+	want := map[string]string{}
+	for _, r := range rules[1:] {
+		for _, l := range ruleLines(r) {
+			if l[0] != "devices.allow" || l[1] == "a" {
+				return false
+			}
+			addAccess(want, l[1])
+		}
+	}
+	have := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(current), "\n") {
+		if line != "" {
+			addAccess(have, line)
+		}
+	}
+	if len(have) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// addAccess merges a devices.list line ("c 1:3 rwm") into m, keyed by
+// "c 1:3", as the kernel merges exceptions for the same device.
+func addAccess(m map[string]string, line string) {
+	f := strings.Fields(line)
+	if len(f) != 3 {
+		m[line] = "?"
+		return
+	}
+	k := f[0] + " " + f[1]
+	acc := m[k] + f[2]
+	var norm strings.Builder
+	for _, c := range "rwm" {
+		if strings.ContainsRune(acc, c) {
+			norm.WriteRune(c)
+		}
+	}
+	m[k] = norm.String()
 }

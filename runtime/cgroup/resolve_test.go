@@ -261,6 +261,38 @@ func TestDeviceRules(t *testing.T) {
 	}
 }
 
+func TestAllowListUnchanged(t *testing.T) {
+	rules, err := parseDeviceRules([]specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"},
+		{Allow: true, Type: "c", Major: i64(136), Access: "rw"},
+		{Allow: true, Type: "c", Major: i64(136), Access: "m"},
+		{Allow: true, Type: "a", Major: i64(5), Minor: i64(1), Access: "r"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		current string
+		want    bool
+	}{
+		{"c 1:3 rwm\nc 136:* rwm\nb 5:1 r\nc 5:1 r\n", true},
+		{"c 136:* rwm\nc 1:3 rwm\nc 5:1 r\nb 5:1 r", true},
+		{"a *:* rwm\n", false},
+		{"c 1:3 rwm\nc 136:* rw\nb 5:1 r\nc 5:1 r\n", false},
+		{"c 1:3 rwm\nc 136:* rwm\nb 5:1 r\nc 5:1 r\nc 1:5 r\n", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := allowListUnchanged(tt.current, rules); got != tt.want {
+			t.Errorf("allowListUnchanged(%q) = %v, want %v", tt.current, got, tt.want)
+		}
+	}
+	if allowListUnchanged("c 1:3 rwm", rules[1:2]) {
+		t.Errorf("allowListUnchanged without a leading deny-all = true")
+	}
+}
+
 func TestCheckUnifiedKey(t *testing.T) {
 	for _, k := range []string{"memory.high", "cpu.weight", "io.latency"} {
 		if err := checkUnifiedKey(k); err != nil {

@@ -402,7 +402,10 @@ func (m *v1) setRdma(r *specs.LinuxResources) error {
 	return setRdma(dir, "rdma.max", r.Rdma)
 }
 
-// setDevices writes the rules in order to devices.allow and devices.deny.
+// setDevices writes the rules in order to devices.allow and devices.deny,
+// unless devices.list already holds what they would produce. Rewriting
+// starts with "deny a", which the kernel refuses (EINVAL) once the cgroup
+// has sub-cgroups.
 func (m *v1) setDevices(r *specs.LinuxResources) error {
 	if len(r.Devices) == 0 {
 		return nil
@@ -411,6 +414,9 @@ func (m *v1) setDevices(r *specs.LinuxResources) error {
 	rules, err := parseDeviceRules(r.Devices)
 	if err != nil {
 		return err
+	}
+	if cur, err := readFile(dir, "devices.list"); err == nil && allowListUnchanged(cur, rules) {
+		return nil
 	}
 	for _, l := range v1Lines(rules) {
 		if err := writeFile(dir, l[0], l[1]); err != nil {
