@@ -113,9 +113,34 @@ func run(prog []unix.SockFilter, d seccompData, bigEndian bool) (uint32, error) 
 	return 0, fmt.Errorf("fell off the end")
 }
 
-// model returns the action p prescribes for a system call, computed
-// straight from the profile; p must be valid.
-func model(p *specs.LinuxSeccomp, d seccompData) uint32 {
+// A model says what a profile prescribes for a system call, computed
+// straight from the profile without any BPF; the profile must be valid.
+type model struct {
+	p    *specs.LinuxSeccomp
+	def  uint32
+	acts []uint32      // per syscalls entry
+	rows [][]*sysEntry // per syscalls entry, the names the tables know
+}
+
+func newModel(p *specs.LinuxSeccomp) *model {
+	m := &model{p: p}
+	m.def, _ = action(p.DefaultAction, p.DefaultErrnoRet)
+	for _, s := range p.Syscalls {
+		act, _ := action(s.Action, s.ErrnoRet)
+		m.acts = append(m.acts, act)
+		var rows []*sysEntry
+		for _, name := range s.Names {
+			if e := lookupSyscall(name); e != nil {
+				rows = append(rows, e)
+			}
+		}
+		m.rows = append(m.rows, rows)
+	}
+	return m
+}
+
+func (m *model) eval(d seccompData) uint32 {
+	p := m.p
 	var a *arch
 	for _, x := range append([]*arch{nativeArch}, archesNamed(p.Architectures)...) {
 		if x != nil && x.audit == d.arch && d.nr >= x.nrLo && d.nr <= x.nrHi {
@@ -125,15 +150,14 @@ func model(p *specs.LinuxSeccomp, d seccompData) uint32 {
 	if a == nil {
 		return unix.SECCOMP_RET_KILL_THREAD
 	}
-	def, _ := action(p.DefaultAction, p.DefaultErrnoRet)
+	def := m.def
 	var rules []rule
 	var maxNr uint32
 	haveMax := false
-	for _, s := range p.Syscalls {
-		act, _ := action(s.Action, s.ErrnoRet)
-		for _, name := range s.Names {
-			e := lookupSyscall(name)
-			if e == nil || e.nr[a.table] < 0 {
+	for i, s := range p.Syscalls {
+		act := m.acts[i]
+		for _, e := range m.rows[i] {
+			if e.nr[a.table] < 0 {
 				continue
 			}
 			nr := uint32(e.nr[a.table])

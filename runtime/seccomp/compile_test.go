@@ -305,7 +305,7 @@ func TestCompileSemantics(t *testing.T) {
 					t.Errorf("%+v: got %#x, want %#x", pr.c, got, pr.want)
 				}
 				d, _ := pr.c.data(t)
-				if got := model(&tc.p, d); got != pr.want {
+				if got := newModel(&tc.p).eval(d); got != pr.want {
 					t.Errorf("model disagrees with the test on %+v: %#x", pr.c, got)
 				}
 			}
@@ -371,6 +371,7 @@ func checkAgainstModel(t testing.TB, p *specs.LinuxSeccomp, prog []unix.SockFilt
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 1))
 	vals := interesting(p, r)
+	m := newModel(p)
 	abis := slices.Clone(arches)
 	foreign := &arch{name: "foreign", audit: unix.AUDIT_ARCH_ARMEB, nrHi: nrMax}
 	abis = append(abis, foreign)
@@ -404,7 +405,7 @@ func checkAgainstModel(t testing.TB, p *specs.LinuxSeccomp, prog []unix.SockFilt
 		if err != nil {
 			t.Fatalf("run: %v", err)
 		}
-		if want := model(p, d); got != want {
+		if want := m.eval(d); got != want {
 			t.Fatalf("arch %s nr %#x args %#x: filter says %#x, model %#x", a.name, nr, d.args, got, want)
 		}
 	}
