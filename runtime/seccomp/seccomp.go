@@ -58,7 +58,7 @@
 // return an action, or test a call's argument conditions. Conditional
 // jumps that would reach farther than 255 instructions go through an
 // unconditional jump, which has a 32-bit offset. Docker's default profile
-// for x86_64, x86 and x32 takes about 1,100 instructions of the 4,096 the
+// for x86_64, x86 and x32 takes about 650 instructions of the 4,096 the
 // kernel allows.
 package seccomp
 
