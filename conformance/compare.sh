@@ -29,6 +29,9 @@ outdir=${2:-$here/results/compare}
 mkdir -p "$outdir"
 outdir=$(cd "$outdir" && pwd)
 third_name=$(basename "$third")
+case $third_name in
+runc | crun) third_name="$third_name(under-test)" ;;
+esac
 
 refs=()
 if command -v runc >/dev/null; then

@@ -91,14 +91,18 @@ rm -rf --one-file-system "$scratch"
 
 # --- containers ------------------------------------------------------------
 
-# Containers that existed before the run are the operator's: leave them be.
-list_ids() { "$runtime" list -q 2>/dev/null | sort -u || true; }
-before=$(mktemp /tmp/berth-conformance-ids.XXXXXX)
-list_ids >"$before"
-
+# cleanup_containers DIR: delete the containers of the runtime whose bundle
+# is under DIR, which a program left behind (one that timed out, or failed
+# between create and delete). Containers of anybody else, in the same
+# state directory, are left alone.
 cleanup_containers() {
-	local id
-	for id in $(list_ids | comm -13 "$before" -); do
+	local dir=$1 id bundle
+	for id in $("$runtime" list -q 2>/dev/null || true); do
+		bundle=$("$runtime" state "$id" 2>/dev/null |
+			sed -n 's/.*"bundle": *"\([^"]*\)".*/\1/p' | head -1 || true)
+		if [[ $bundle != "$dir"/* ]]; then
+			continue
+		fi
 		"$runtime" kill "$id" KILL >/dev/null 2>&1 || true
 		"$runtime" delete -f "$id" >/dev/null 2>&1 || true
 	done
@@ -128,9 +132,8 @@ remove_work() {
 
 work=""
 cleanup() {
-	cleanup_containers
-	rm -f "$before"
 	if [[ -n $work ]]; then
+		cleanup_containers "$work"
 		remove_work "$work"
 	fi
 }
@@ -163,6 +166,10 @@ for name in $programs; do
 	# and would copy a symlink as a symlink.
 	cp "$cache/work/runtimetest" "$tarball" "$work/"
 	mkdir "$work/tmp"
+	# As open as /tmp itself, so that only the suite's own 0700 bundles
+	# stand in the way of a container in a user namespace.
+	chmod 0755 "$work"
+	chmod 1777 "$work/tmp"
 	status=0
 	(cd "$work" && RUNTIME=$runtime TMPDIR=$work/tmp \
 		timeout --kill-after=10 "$timeout_s" "$bin" \
@@ -185,7 +192,7 @@ for name in $programs; do
 		if [[ -n $records ]]; then printf '%s\n' "$records"; fi
 		printf '%s\t%s\t%s\n' "$name" "[program exits 0, no error diagnostic]" "$clean"
 	} >>"$tests"
-	cleanup_containers
+	cleanup_containers "$work"
 	remove_work "$work"
 	work=""
 done

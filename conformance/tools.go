@@ -1,9 +1,8 @@
 //go:build tools
 
-// Package conformance pins the OCI runtime-tools validation programs that
-// run.sh builds and runs against an OCI runtime. It is a module of its own so
-// that the old runtime-spec and selinux versions runtime-tools v0.9.0 needs
-// never reach berth's main module.
+// The validation programs and runtimetest that run.sh builds: importing
+// them here keeps their requirements in go.mod and go.sum.
+
 package conformance
 
 import (
