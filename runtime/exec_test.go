@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -321,4 +322,91 @@ func TestCreateConsole(t *testing.T) {
 	m.Write([]byte("exit 3\n"))
 	r.waitStatus(cid, "stopped")
 	r.must("delete", cid)
+}
+
+// TestExecEnvOverride: --env replaces a variable of the container's
+// process rather than adding a second copy that getenv would not see.
+func TestExecEnvOverride(t *testing.T) {
+	r := newRT(t)
+	cid, _ := r.startNew(func(s *specs.Spec) { s.Process.Env = append(s.Process.Env, "FOO=old") }, sleeper()...)
+	if out := r.must("exec", "--env", "FOO=new", cid, "env"); !strings.Contains(out, "FOO=new\n") || strings.Contains(out, "FOO=old") {
+		t.Errorf("exec --env FOO=new: environment is\n%s", out)
+	}
+}
+
+// TestKillPaused: a signal to a paused container is delivered once it is
+// resumed, and SIGKILL through kill --all or delete --force ends it.
+func TestKillPaused(t *testing.T) {
+	r := newRT(t)
+	cid, _ := r.startNew(nil, "sh", "-c", "sleep 1000 & sleep 1000")
+	r.must("pause", cid)
+	r.must("kill", "--all", cid, "KILL")
+	r.must("resume", cid)
+	r.waitStatus(cid, "stopped")
+	r.must("delete", cid)
+
+	cid, _ = r.startNew(nil, sleeper()...)
+	r.must("pause", cid)
+	r.must("kill", cid, "KILL")
+	r.must("resume", cid)
+	r.waitStatus(cid, "stopped")
+	r.must("delete", cid)
+}
+
+// TestRunForeground covers what `run` does beyond create + start:
+// signals reach the process, stdin is passed, --keep keeps it.
+func TestRunForeground(t *testing.T) {
+	r := newRT(t)
+	b := testenv.Bundle(t, nil, "sh", "-c", "trap 'echo got-term; exit 9' TERM; echo ready; while true; do sleep 0.1; done")
+	cmd := exec.Command(berthRuntime, "--root", r.root, "run", "--bundle", b, id(t))
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready", func() bool { return strings.Contains(out.String(), "ready") })
+	cmd.Process.Signal(unix.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("run did not forward SIGTERM")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 9 || !strings.Contains(out.String(), "got-term") {
+		t.Errorf("run after SIGTERM = exit %d, %q", code, out.String())
+	}
+
+	if res := r.runIn([]byte("from-stdin\n"), "run", "--bundle", testenv.Bundle(t, nil, "cat"), id(t)); res.stdout != "from-stdin\n" {
+		t.Errorf("run cat = %q", res.stdout)
+	}
+
+	kept := id(t)
+	if res := r.run("run", "--keep", "--bundle", testenv.Bundle(t, nil, "true"), kept); res.code != 0 {
+		t.Fatalf("run --keep = exit %d: %s", res.code, res.stderr)
+	}
+	if s := r.state(kept); s.Status != "stopped" {
+		t.Errorf("run --keep left %+v", s)
+	}
+	r.must("delete", kept)
+}
+
+// TestPreserveFDs passes an extra fd to the container's process.
+func TestPreserveFDs(t *testing.T) {
+	r := newRT(t)
+	f, err := os.CreateTemp(t.TempDir(), "extra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("extra-fd-content\n")
+	f.Seek(0, 0)
+	b := testenv.Bundle(t, nil, "sh", "-c", "cat <&3; ls /proc/self/fd | wc -l")
+	cmd := exec.Command(berthRuntime, "--root", r.root, "run", "--preserve-fds", "1", "--bundle", b, id(t))
+	cmd.ExtraFiles = []*os.File{f}
+	out, err := cmd.CombinedOutput()
+	// fds 0-3, and ls's own.
+	if err != nil || string(out) != "extra-fd-content\n5\n" {
+		t.Errorf("run --preserve-fds 1 = %v, %q", err, out)
+	}
 }

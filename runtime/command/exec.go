@@ -88,7 +88,7 @@ func (e *execFlags) build(r *runtime.Runtime, id string, args []string, cmd *cob
 	p.Args = args
 	p.Terminal = e.tty
 	p.ConsoleSize = nil
-	p.Env = append(append([]string{}, p.Env...), e.env...)
+	p.Env = mergeEnv(p.Env, e.env)
 	if e.cwd != "" {
 		p.Cwd = e.cwd
 	}
@@ -125,6 +125,25 @@ func (e *execFlags) build(r *runtime.Runtime, id string, args []string, cmd *cob
 		p.User.AdditionalGids = append(p.User.AdditionalGids, uint32(gid))
 	}
 	return &p, nil
+}
+
+// mergeEnv returns env with the variables of add set, replacing a
+// variable of the same name (as runc does: the last one wins).
+func mergeEnv(env, add []string) []string {
+	out := append([]string{}, env...)
+	for _, kv := range add {
+		name, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, old := range out {
+			if n, _, _ := strings.Cut(old, "="); n == name {
+				out[i], replaced = kv, true
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func execute(cmd *cobra.Command, r *runtime.Runtime, e *execFlags, args []string) error {
