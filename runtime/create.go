@@ -183,6 +183,11 @@ func (r *Runtime) drive(ctx context.Context, c conn, cfg initConfig, st *State) 
 		var reply error
 		switch m.Type {
 		case "ready":
+			if cfg.Mode == "exec" {
+				// Wait for the close at execve (or exit), so that
+				// the pid we report runs the program, not init.
+				c.recv(&m)
+			}
 			return nil
 		case "error":
 			return errors.New(m.Msg)

@@ -77,12 +77,14 @@ func TestHooksAllKinds(t *testing.T) {
 	}, sleeper()...)
 	os.WriteFile(filepath.Join(b, "rootfs", "bin", "starthook"), []byte("#!/bin/sh\necho \"$1 $(cat)\" >> /hooklog/hooks.log\n"), 0o755)
 
+	snap := snapshotHost(t)
 	r.create(b, cid)
 	pid := r.state(cid).Pid
 	r.must("start", cid)
 	r.must("kill", cid, "KILL")
 	r.waitStatus(cid, "stopped")
 	r.must("delete", cid)
+	snap.checkNothingLeft(t, r, cid, b)
 
 	calls := readHookLog(t, log)
 	var kinds []string

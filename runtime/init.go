@@ -132,7 +132,9 @@ func containerInit(c conn, cfg *initConfig) error {
 	if err := c.send(message{Type: "ready"}); err != nil {
 		return err
 	}
-	c.close()
+	if create {
+		c.close()
+	} // else the socket closes at execve: the parent's exec returns once the program runs
 	if create {
 		if err := waitStart(cfg.FifoFD); err != nil {
 			return err
