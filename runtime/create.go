@@ -243,6 +243,9 @@ func withDeviceRules(s *specs.Spec) *specs.LinuxResources {
 		if t == "u" {
 			t = "c"
 		}
+		if t == "p" {
+			continue // a fifo is no device: the device cgroup has no say
+		}
 		rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: t, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
 	}
 	res.Devices = rules

@@ -60,6 +60,23 @@ func TestIsolationDevices(t *testing.T) {
 			},
 		},
 		{
+			name: "linux.devices of other types",
+			edit: func(s *specs.Spec) {
+				s.Linux.Devices = append(s.Linux.Devices,
+					specs.LinuxDevice{Path: "/dev/myfifo", Type: "p", FileMode: mode(0o620)},
+					specs.LinuxDevice{Path: "/dev/myloop", Type: "b", Major: 7, Minor: 0, FileMode: mode(0o660)},
+					specs.LinuxDevice{Path: "/dev/myrandom", Type: "u", Major: 1, Minor: 9},
+				)
+			},
+			args: sh(`stat -c '%n %F %t:%T %a' /dev/myfifo /dev/myloop /dev/myrandom; head -c1 /dev/myrandom | wc -c`),
+			want: []string{
+				`(?m)^/dev/myfifo fifo 0:0 620$`,
+				`(?m)^/dev/myloop block special file 7:0 660$`,
+				`(?m)^/dev/myrandom character special file 1:9 666$`,
+				`(?m)^1$`,
+			},
+		},
+		{
 			name: "device cgroup denies",
 			edit: func(s *specs.Spec) { addCaps(s, "CAP_MKNOD") },
 			args: sh(tun),
