@@ -422,3 +422,56 @@ func TestIsolationJoinNamespaces(t *testing.T) {
 		checkIso(t, tc, runIso(t, tc))
 	})
 }
+
+// TestIsolationExec checks that a process exec'd into a running container
+// lands in every namespace and the cgroup of its init, a user namespace
+// included, with the container's mapping.
+func TestIsolationExec(t *testing.T) {
+	for _, userns := range []bool{false, true} {
+		t.Run(fmt.Sprintf("userns=%v", userns), func(t *testing.T) {
+			r := newRT(t)
+			names := []string{"pid", "net", "ipc", "uts", "mnt", "cgroup"}
+			bundle := testenv.Bundle(t, func(s *specs.Spec) {
+				if userns {
+					withNS(s, specs.UserNamespace, "")
+					s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+					s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+				}
+			}, "sleep", "1000")
+			if userns {
+				chownTree(t, filepath.Join(bundle, "rootfs"), 100000, 100000)
+			}
+			cid := id(t)
+			r.create(bundle, cid)
+			r.must("start", cid)
+			if userns {
+				names = append(names, "user")
+			}
+			pid := strconv.Itoa(r.state(cid).Pid)
+			var script, want strings.Builder
+			for _, n := range names {
+				fmt.Fprintf(&script, "readlink /proc/self/ns/%s; ", n)
+				fmt.Fprintln(&want, nsLink(t, pid, n))
+			}
+			script.WriteString("cat /proc/self/uid_map; id -u; cat /proc/self/cgroup")
+			res := r.run("exec", cid, "sh", "-c", script.String())
+			if res.code != 0 {
+				t.Fatalf("exec: exit %d: %s %s", res.code, res.stdout, res.stderr)
+			}
+			if !strings.HasPrefix(res.stdout, want.String()) {
+				t.Errorf("exec'd process namespaces:\n%s\nwant (init's):\n%s", res.stdout, want.String())
+			}
+			mapping := `0\s+0\s+4294967295`
+			if userns {
+				mapping = `0\s+100000\s+65536`
+			}
+			if !regexp.MustCompile(`(?m)^\s*` + mapping + `\n0\n`).MatchString(res.stdout) {
+				t.Errorf("uid_map and id -u in the exec'd process:\n%s", res.stdout)
+			}
+			if !regexp.MustCompile(`(?m)^\d+:[^:]*:/$`).MatchString(res.stdout) || regexp.MustCompile(`(?m)^\d+:[^:]*:/.+$`).MatchString(res.stdout) {
+				t.Errorf("exec'd process is not at the root of the container's cgroup namespace:\n%s", res.stdout)
+			}
+			r.must("delete", "-f", cid)
+		})
+	}
+}
