@@ -147,6 +147,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 			return fmt.Errorf("join cgroup: %w", err)
 		}
 	}
+	prlimitFromParent(s.pid, spec.Process.Rlimits)
 	if p := spec.Process.OOMScoreAdj; p != nil {
 		if err := os.WriteFile("/proc/"+strconv.Itoa(s.pid)+"/oom_score_adj", []byte(strconv.Itoa(*p)), 0); err != nil {
 			return fmt.Errorf("set oom_score_adj: %w", err)
@@ -250,6 +251,18 @@ func withDeviceRules(s *specs.Spec) *specs.LinuxResources {
 	}
 	res.Devices = rules
 	return &res
+}
+
+// prlimitFromParent sets the rlimits of init from outside its user
+// namespace, where a hard limit can still be raised (CAP_SYS_RESOURCE
+// counts only in the host's); init sets them again itself, which then
+// raises nothing and reports any limit that could not be had.
+func prlimitFromParent(pid int, rls []specs.POSIXRlimit) {
+	for _, rl := range rls {
+		if res, ok := rlimits[rl.Type]; ok {
+			unix.Prlimit(pid, res, &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}, nil)
+		}
+	}
 }
 
 func timensOffsets(offs map[string]specs.LinuxTimeOffset) string {

@@ -85,6 +85,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 			return fail(fmt.Errorf("join cgroup: %w", err))
 		}
 	}
+	prlimitFromParent(s.pid, p.Rlimits)
 	if p.OOMScoreAdj != nil {
 		os.WriteFile("/proc/"+strconv.Itoa(s.pid)+"/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0)
 	}

@@ -293,3 +293,34 @@ func uname(t *testing.T) string {
 	}
 	return unix.ByteSliceToString(u.Machine[:])
 }
+
+// TestIsolationRlimitRaiseInUserNamespace raises a hard limit above the
+// runtime's for a container in a user namespace: init there no longer has
+// CAP_SYS_RESOURCE over the host's limits, so the runtime must set them
+// from outside, as runc does.
+func TestIsolationRlimitRaiseInUserNamespace(t *testing.T) {
+	data, _ := os.ReadFile("/proc/self/status")
+	m := regexp.MustCompile(`(?m)^CapEff:\s+([0-9a-f]+)$`).FindSubmatch(data)
+	if m == nil {
+		t.Fatal("no CapEff in /proc/self/status")
+	}
+	eff, _ := strconv.ParseUint(string(m[1]), 16, 64)
+	if eff&(1<<unix.CAP_SYS_RESOURCE) == 0 {
+		t.Skip("the test lacks CAP_SYS_RESOURCE, so cannot raise a hard limit")
+	}
+	var cur unix.Rlimit
+	unix.Getrlimit(unix.RLIMIT_NOFILE, &cur)
+	hard := cur.Max + 16
+	c := isoCase{
+		edit: func(s *specs.Spec) {
+			withNS(s, specs.UserNamespace, "")
+			s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+			s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 100, Hard: hard}}
+		},
+		prep: func(t *testing.T, bundle string) { chownTree(t, filepath.Join(bundle, "rootfs"), 100000, 100000) },
+		args: sh(`ulimit -n; ulimit -Hn`),
+		want: []string{fmt.Sprintf("^100\n%d\n$", hard)},
+	}
+	checkIso(t, c, runIso(t, c))
+}
