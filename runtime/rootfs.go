@@ -210,6 +210,7 @@ func mountCgroup(cfg *initConfig, dest string, mo mountOptions) error {
 	if err != nil {
 		return err
 	}
+	var subs []string
 	for _, h := range hier {
 		name := filepath.Base(h)
 		src := filepath.Join(h, cfg.CgroupPath)
@@ -223,13 +224,23 @@ func mountCgroup(cfg *initConfig, dest string, mo mountOptions) error {
 		if err := unix.Mount(src, sub, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return mountErr("bind", src, sub, err)
 		}
-		if err := remount(sub, mo.flags); err != nil {
-			return mountErr("remount", src, sub, err)
-		}
+		subs = append(subs, sub)
 		if strings.Contains(name, ",") { // co-mounted: cpu,cpuacct → cpu, cpuacct
 			for _, alias := range strings.Split(name, ",") {
 				os.Symlink(name, filepath.Join(dest, alias))
 			}
+		}
+	}
+	// One recursive mount_setattr gives the tmpfs and every bind under it
+	// the mount's flags; remounting each is the fallback (Linux < 5.12).
+	if attr := mountAttr(mo.flags); attr != nil {
+		if err := unix.MountSetattr(-1, dest, unix.AT_RECURSIVE, attr); err == nil {
+			return nil
+		}
+	}
+	for _, sub := range subs {
+		if err := remount(sub, mo.flags); err != nil {
+			return mountErr("remount", "", sub, err)
 		}
 	}
 	if mo.flags&unix.MS_RDONLY != 0 {
@@ -238,6 +249,36 @@ func mountCgroup(cfg *initConfig, dest string, mo mountOptions) error {
 		}
 	}
 	return nil
+}
+
+// mountAttr translates mount flags into mount_setattr attributes.
+func mountAttr(flags uintptr) *unix.MountAttr {
+	a := &unix.MountAttr{}
+	for _, f := range []struct {
+		flag uintptr
+		attr uint64
+	}{
+		{unix.MS_RDONLY, unix.MOUNT_ATTR_RDONLY}, {unix.MS_NOSUID, unix.MOUNT_ATTR_NOSUID},
+		{unix.MS_NODEV, unix.MOUNT_ATTR_NODEV}, {unix.MS_NOEXEC, unix.MOUNT_ATTR_NOEXEC},
+		{unix.MS_NODIRATIME, unix.MOUNT_ATTR_NODIRATIME},
+	} {
+		if flags&f.flag != 0 {
+			a.Attr_set |= f.attr
+		}
+	}
+	for _, f := range []struct {
+		flag uintptr
+		attr uint64
+	}{
+		{unix.MS_NOATIME, unix.MOUNT_ATTR_NOATIME}, {unix.MS_STRICTATIME, unix.MOUNT_ATTR_STRICTATIME},
+		{unix.MS_RELATIME, unix.MOUNT_ATTR_RELATIME},
+	} {
+		if flags&f.flag != 0 {
+			a.Attr_set |= f.attr
+			a.Attr_clr |= unix.MOUNT_ATTR__ATIME
+		}
+	}
+	return a
 }
 
 // cgroupMounts lists the host's cgroup hierarchies under /sys/fs/cgroup.
