@@ -7,7 +7,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
 
@@ -120,8 +119,11 @@ func loadDeviceProgram(rules []deviceRule) (*ebpf.Program, error) {
 	}
 	prog, err := ebpf.NewProgram(spec)
 	if errors.Is(err, unix.EPERM) {
-		// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
-		if rerr := rlimit.RemoveMemlock(); rerr == nil {
+		// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. (Not
+		// cilium's rlimit package: its init loads a probe program in
+		// every process that links it, berth's init included.)
+		inf := &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+		if rerr := unix.Setrlimit(unix.RLIMIT_MEMLOCK, inf); rerr == nil {
 			prog, err = ebpf.NewProgram(spec)
 		}
 	}
