@@ -118,9 +118,11 @@ func (l *launch) start() (s *started, err error) {
 	cmd := &exec.Cmd{
 		// The path names the child's fd: the sealed copy rides in
 		// ExtraFiles so the fd shuffle in fork cannot clobber it.
-		Path:       "/proc/self/fd/" + strconv.Itoa(exeFD),
-		Args:       []string{"berth", "init"},
-		Env:        []string{nsexec.EnvInit + "=" + strconv.Itoa(sockFD)},
+		Path: "/proc/self/fd/" + strconv.Itoa(exeFD),
+		Args: []string{"berth", "init"},
+		// Init runs on one locked thread and lives too briefly to need a
+		// collection. The container's environment goes to execve, not here.
+		Env:        []string{nsexec.EnvInit + "=" + strconv.Itoa(sockFD), "GOMAXPROCS=1", "GOGC=off"},
 		Stdin:      l.stdio[0],
 		Stdout:     l.stdio[1],
 		Stderr:     l.stdio[2],
