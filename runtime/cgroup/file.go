@@ -165,7 +165,7 @@ func writePid(dir string, pid int) error {
 
 // removeTree removes the cgroup dir and every cgroup below it, deepest
 // first. Cgroup directories can only be removed with rmdir; their files go
-// with them. EBUSY (processes still exiting) is retried for about a second.
+// with them. EBUSY (processes still exiting) is retried for about two seconds.
 // A missing dir is not an error.
 func removeTree(dir string) error {
 	entries, err := os.ReadDir(dir)
@@ -182,13 +182,15 @@ func removeTree(dir string) error {
 			}
 		}
 	}
-	delay := 5 * time.Millisecond
+	// A cgroup is busy for a moment after its last process was reaped:
+	// start retrying soon, back off to 200ms.
+	delay := 500 * time.Microsecond
 	for i := 0; ; i++ {
 		err := unix.Rmdir(dir)
 		if err == nil || err == unix.ENOENT {
 			return nil
 		}
-		if (err != unix.EBUSY && err != unix.EAGAIN && err != unix.EINTR) || i == 12 {
+		if (err != unix.EBUSY && err != unix.EAGAIN && err != unix.EINTR) || i == 16 {
 			return fmt.Errorf("remove cgroup %s: %w", dir, err)
 		}
 		time.Sleep(delay)

@@ -232,6 +232,10 @@ func (m *v2) Signal(sig unix.Signal) error {
 // signalFrozen freezes m (if it can and it is not frozen already), signals
 // every process and thaws it again. Freezing is best effort.
 func signalFrozen(m Manager, sig unix.Signal) error {
+	// An empty cgroup (the usual case at delete) needs no freeze.
+	if pids, err := m.Pids(); err == nil && len(pids) == 0 {
+		return nil
+	}
 	was, ferr := m.Frozen()
 	froze := ferr == nil && !was && m.Freeze() == nil
 	pids, err := m.Pids()
