@@ -99,7 +99,7 @@ func (l *launch) start() (s *started, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer exe.Close()
+	defer func() { go exe.Close() }() // see sealedExe
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("init socketpair: %w", err)
