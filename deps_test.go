@@ -36,10 +36,10 @@ var layers = map[string]int{
 	"cli": 5, "api": 5, "cri": 5, "compose": 5, "runtime/command": 5,
 	// L6: wiring.
 	"cmd/berth": 6,
-	// Test-only and build-only helpers sit beside everything.
-	"internal/testenv": 0,
-	"tools":            0,
+	// Test-only helpers sit on top: only tests import them.
+	"internal/testenv": 6,
 	"bench":            6,
+	"tools":            0,
 }
 
 type pkg struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/berth-dev/berth/errdefs"
@@ -196,16 +197,30 @@ func (r *Runtime) destroy(ctx context.Context, st *State) error {
 	return errors.Join(errs...)
 }
 
-// Pause freezes every process of the container.
-func (r *Runtime) Pause(id string) error {
+// loadCgroup reads container id's state and opens its cgroup, refusing
+// with ErrFailedPrecondition unless its status is one of want (any, if
+// want is empty).
+func (r *Runtime) loadCgroup(id string, want ...Status) (*State, cgroup.Manager, error) {
 	st, err := r.load(id)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if s := r.status(st); s != Running && s != Created {
-		return fmt.Errorf("container not running: %s: %w", s, errdefs.ErrFailedPrecondition)
+	if len(want) > 0 {
+		s := r.status(st)
+		if !slices.Contains(want, s) {
+			if want[0] == Paused {
+				return nil, nil, fmt.Errorf("container not paused: %w", errdefs.ErrFailedPrecondition)
+			}
+			return nil, nil, fmt.Errorf("container not running: %s: %w", s, errdefs.ErrFailedPrecondition)
+		}
 	}
 	cg, err := r.cgroup(st)
+	return st, cg, err
+}
+
+// Pause freezes every process of the container.
+func (r *Runtime) Pause(id string) error {
+	_, cg, err := r.loadCgroup(id, Running, Created)
 	if err != nil {
 		return err
 	}
@@ -214,14 +229,7 @@ func (r *Runtime) Pause(id string) error {
 
 // Resume thaws a paused container.
 func (r *Runtime) Resume(id string) error {
-	st, err := r.load(id)
-	if err != nil {
-		return err
-	}
-	if s := r.status(st); s != Paused {
-		return fmt.Errorf("container not paused: %w", errdefs.ErrFailedPrecondition)
-	}
-	cg, err := r.cgroup(st)
+	_, cg, err := r.loadCgroup(id, Paused)
 	if err != nil {
 		return err
 	}
@@ -230,11 +238,7 @@ func (r *Runtime) Resume(id string) error {
 
 // Pids lists the host pids of every process in the container.
 func (r *Runtime) Pids(id string) ([]int, error) {
-	st, err := r.load(id)
-	if err != nil {
-		return nil, err
-	}
-	cg, err := r.cgroup(st)
+	_, cg, err := r.loadCgroup(id)
 	if err != nil {
 		return nil, err
 	}
@@ -252,11 +256,7 @@ func (r *Runtime) Spec(id string) (*specs.Spec, error) {
 
 // Stats reports the resource usage of container id.
 func (r *Runtime) Stats(id string) (*cgroup.Stats, error) {
-	st, err := r.load(id)
-	if err != nil {
-		return nil, err
-	}
-	cg, err := r.cgroup(st)
+	_, cg, err := r.loadCgroup(id)
 	if err != nil {
 		return nil, err
 	}
@@ -265,11 +265,7 @@ func (r *Runtime) Stats(id string) (*cgroup.Stats, error) {
 
 // OOMKills reports how many processes of container id the OOM killer took.
 func (r *Runtime) OOMKills(id string) (uint64, error) {
-	st, err := r.load(id)
-	if err != nil {
-		return 0, err
-	}
-	cg, err := r.cgroup(st)
+	_, cg, err := r.loadCgroup(id)
 	if err != nil {
 		return 0, err
 	}
@@ -278,14 +274,7 @@ func (r *Runtime) OOMKills(id string) (uint64, error) {
 
 // Update applies new resource limits to a container and records them.
 func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
-	st, err := r.load(id)
-	if err != nil {
-		return err
-	}
-	if r.status(st) == Stopped {
-		return fmt.Errorf("container not running: %w", errdefs.ErrFailedPrecondition)
-	}
-	cg, err := r.cgroup(st)
+	st, cg, err := r.loadCgroup(id, Created, Running, Paused)
 	if err != nil {
 		return err
 	}
