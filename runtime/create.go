@@ -130,6 +130,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 		}
 	}
 	l.timens = timensOffsets(spec.Linux.TimeOffsets)
+	l.cgroup = cg
 	if fd, err := cg.DirFD(); err == nil {
 		l.cgroupFD = fd
 		defer fd.Close()
@@ -141,11 +142,6 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 	st.Pid = s.pid
 	if st.StartTime, err = procStartTime(s.pid); err != nil {
 		return fmt.Errorf("container init: %w", err)
-	}
-	if !s.placed {
-		if err := cg.Apply(s.pid); err != nil {
-			return fmt.Errorf("join cgroup: %w", err)
-		}
 	}
 	prlimitFromParent(s.pid, spec.Process.Rlimits)
 	if p := spec.Process.OOMScoreAdj; p != nil {

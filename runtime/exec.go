@@ -67,6 +67,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	if err != nil {
 		return 0, err
 	}
+	l.cgroup = cg
 	if fd, err := cg.DirFD(); err == nil {
 		l.cgroupFD = fd
 		defer fd.Close()
@@ -74,16 +75,6 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	s, err := l.start()
 	if err != nil {
 		return 0, err
-	}
-	fail := func(err error) (int, error) {
-		s.conn.close()
-		killWait(s.pid, 0)
-		return 0, err
-	}
-	if !s.placed {
-		if err := cg.Apply(s.pid); err != nil {
-			return fail(fmt.Errorf("join cgroup: %w", err))
-		}
 	}
 	prlimitFromParent(s.pid, p.Rlimits)
 	if p.OOMScoreAdj != nil {

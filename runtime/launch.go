@@ -42,7 +42,13 @@ type launch struct {
 	gidMaps  []specs.LinuxIDMapping
 	files    []*os.File // inherited by init from fd 3 on: preserved fds first
 	cgroupFD *os.File   // cgroup v2 directory to clone into, or nil
+	cgroup   placer     // where init belongs, if not cloned into it
 	stdio    [3]*os.File
+}
+
+// placer moves a process into a cgroup (cgroup.Manager does).
+type placer interface {
+	Apply(pid int) error
 }
 
 // started is the parent's handle on an init that has reached Go.
@@ -50,7 +56,6 @@ type started struct {
 	pid    int
 	conn   conn
 	cmd    *exec.Cmd
-	placed bool // CLONE_INTO_CGROUP put it in its cgroup
 }
 
 func (l *launch) bootstrap() []byte {
@@ -86,6 +91,9 @@ func (l *launch) bootstrap() []byte {
 	}
 	if l.timens != "" {
 		rec(nsexec.RecTimens, []byte(l.timens))
+	}
+	if l.cgroup != nil {
+		rec(nsexec.RecPlace, u32(1))
 	}
 	out := binary.LittleEndian.AppendUint32(nil, uint32(len(b)))
 	return append(out, b...)
@@ -146,7 +154,10 @@ func (l *launch) start() (s *started, err error) {
 			return nil, fmt.Errorf("start init: %w", err)
 		}
 	}
-	s = &started{conn: parent, cmd: cmd, placed: placed}
+	if placed {
+		l.cgroup = nil // born in it: CLONE_INTO_CGROUP
+	}
+	s = &started{conn: parent, cmd: cmd}
 	defer func() {
 		if err != nil {
 			cmd.Process.Kill()
@@ -172,6 +183,16 @@ func (l *launch) start() (s *started, err error) {
 				return s, err
 			}
 			if err := parent.writeAll([]byte{nsexec.MsgAck}); err != nil {
+				return s, err
+			}
+		case nsexec.MsgCgroup:
+			if l.cgroup == nil {
+				return s, fmt.Errorf("container init: unexpected cgroup request")
+			}
+			if err := l.cgroup.Apply(int(v)); err != nil {
+				return s, fmt.Errorf("join cgroup: %w", err)
+			}
+			if err := parent.writeAll([]byte{nsexec.MsgPlaced}); err != nil {
 				return s, err
 			}
 		case nsexec.MsgPid:

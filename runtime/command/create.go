@@ -155,10 +155,10 @@ func run(ctx context.Context, r *runtime.Runtime, c *createFlags, id string, det
 	if proxy != nil {
 		o.Console = proxy.remote
 	}
-	sigs := make(chan os.Signal, 64)
+	var sigs chan os.Signal
+	var sigsReady <-chan struct{}
 	if !detach {
-		signal.Notify(sigs)
-		defer signal.Stop(sigs)
+		sigs, sigsReady = notifyForwarded()
 	}
 	if err := r.Create(ctx, o); err != nil {
 		return err
@@ -182,6 +182,7 @@ func run(ctx context.Context, r *runtime.Runtime, c *createFlags, id string, det
 	if detach {
 		return nil
 	}
+	<-sigsReady
 	code := waitForward(st.Pid, sigs, proxy)
 	if proxy != nil {
 		proxy.drain()
@@ -209,6 +210,26 @@ func bundleTerminal(bundle string) bool {
 		} `json:"process"`
 	}
 	return json.Unmarshal(data, &s) == nil && s.Process != nil && s.Process.Terminal
+}
+
+// forwarded are the signals a foreground run or exec passes on to the
+// container's process: what a user or a supervisor sends to a command.
+var forwarded = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGABRT, unix.SIGUSR1, unix.SIGUSR2,
+	unix.SIGALRM, unix.SIGTERM, unix.SIGCONT, unix.SIGWINCH, unix.SIGPWR,
+}
+
+// notifyForwarded starts catching the forwarded signals. Go enables each
+// signal with a round trip to a thread-locked goroutine, so this runs
+// beside the container's creation; the channel closes once it is done.
+func notifyForwarded() (chan os.Signal, <-chan struct{}) {
+	sigs := make(chan os.Signal, 64)
+	ready := make(chan struct{})
+	go func() {
+		signal.Notify(sigs, forwarded...)
+		close(ready)
+	}()
+	return sigs, ready
 }
 
 // waitForward reaps children until pid exits, forwarding every signal

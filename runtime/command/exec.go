@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 
@@ -173,10 +172,10 @@ func execute(cmd *cobra.Command, r *runtime.Runtime, e *execFlags, args []string
 			return fmt.Errorf("become subreaper: %w", err)
 		}
 	}
-	sigs := make(chan os.Signal, 64)
+	var sigs chan os.Signal
+	var sigsReady <-chan struct{}
 	if !e.detach {
-		signal.Notify(sigs)
-		defer signal.Stop(sigs)
+		sigs, sigsReady = notifyForwarded()
 	}
 	pid, err := r.Exec(ctx, id, p, runtime.ExecOpts{
 		Console: con, PreserveFDs: e.preserveFDs, IgnorePaused: e.ignorePaused,
@@ -194,6 +193,7 @@ func execute(cmd *cobra.Command, r *runtime.Runtime, e *execFlags, args []string
 	if e.detach {
 		return nil
 	}
+	<-sigsReady
 	code := waitForward(pid, sigs, proxy)
 	if proxy != nil {
 		proxy.drain()
