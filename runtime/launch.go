@@ -53,9 +53,9 @@ type placer interface {
 
 // started is the parent's handle on an init that has reached Go.
 type started struct {
-	pid    int
-	conn   conn
-	cmd    *exec.Cmd
+	pid  int
+	conn conn
+	cmd  *exec.Cmd
 }
 
 func (l *launch) bootstrap() []byte {
