@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/internal/testenv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -109,10 +111,15 @@ func repoRoot() string {
 	return filepath.Dir(wd)
 }
 
+// rotateEnv, an integer k, makes the sub-benchmarks start at the k-th
+// runtime (modulo their number): run.sh changes it from one process to the
+// next, so that no runtime always runs first, right after the set-up.
+const rotateEnv = "BERTH_BENCH_ROTATE"
+
 // findRuntimes fills runtimes with berth, built here from the work tree,
-// then runc and crun from PATH.
+// then runc and crun from PATH, rotated by $BERTH_BENCH_ROTATE.
 func findRuntimes() {
-	runtimes = append(runtimes, buildBerth())
+	all := []runtimeUnderTest{buildBerth()}
 	for _, name := range []string{"runc", "crun"} {
 		rt := runtimeUnderTest{name: name}
 		if p, err := exec.LookPath(name); err != nil {
@@ -120,15 +127,31 @@ func findRuntimes() {
 		} else {
 			rt.path = p
 		}
-		runtimes = append(runtimes, rt)
+		all = append(all, rt)
 	}
+	k, _ := strconv.Atoi(os.Getenv(rotateEnv))
+	k = ((k % len(all)) + len(all)) % len(all)
+	runtimes = append(all[k:], all[:k]...)
 }
+
+// berthEnv names a berth runtime binary to time instead of building one:
+// run.sh builds berth once for all its rounds and passes it so, and it can
+// point at any other build.
+const berthEnv = "BERTH_BENCH_BERTH"
 
 // buildBerth builds bin/berth from ./cmd/berth and links bin/berth-runtime
 // to it if that link is missing; berth's runtime is what berth does when
-// called by that name.
+// called by that name. With $BERTH_BENCH_BERTH set it builds nothing and
+// returns that binary.
 func buildBerth() runtimeUnderTest {
 	rt := runtimeUnderTest{name: "berth"}
+	if p := os.Getenv(berthEnv); p != "" {
+		rt.path = p
+		if _, err := os.Stat(p); err != nil {
+			rt.skip = berthEnv + ": " + err.Error()
+		}
+		return rt
+	}
 	root := repoRoot()
 	bin := filepath.Join(root, "bin")
 	rt.path = filepath.Join(bin, "berth-runtime")
@@ -160,9 +183,11 @@ func firstLines(b []byte, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// run runs the container id of bundle to its end with rt and returns an
-// error, with what the runtime printed, unless it exited with status want.
-func run(rt runtimeUnderTest, root, bundle, id string, want int) error {
+// run runs the container id of bundle to its end with rt and returns the
+// CPU time (user and system) the runtime and the descendants it reaped
+// used, or an error, with what the runtime printed, unless it exited with
+// status want.
+func run(rt runtimeUnderTest, root, bundle, id string, want int) (time.Duration, error) {
 	cmd := exec.Command(rt.path, "--root", root, "run", "--bundle", bundle, id)
 	var out bytes.Buffer
 	cmd.Stdout = &out
@@ -173,9 +198,9 @@ func run(rt runtimeUnderTest, root, bundle, id string, want int) error {
 		code, err = exit.ExitCode(), nil
 	}
 	if err != nil || code != want {
-		return fmt.Errorf("%s run %s: exit status %d, want %d (%v)\n%s", rt.name, id, code, want, err, firstLines(out.Bytes(), 20))
+		return 0, fmt.Errorf("%s run %s: exit status %d, want %d (%v)\n%s", rt.name, id, code, want, err, firstLines(out.Bytes(), 20))
 	}
-	return nil
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // cleanRoot deletes whatever containers a failed run left in root.
@@ -193,8 +218,12 @@ func cleanRoot(rt runtimeUnderTest, root string) {
 // <id>` of one busybox bundle whose process is /bin/true, without a
 // terminal, for berth, runc and crun: the whole life of a container, from
 // reading config.json to deleting its state after the process exits. Every
-// iteration must exit 0. With -count=N the sub-benchmarks alternate, so
-// that drift in the machine's load reaches each runtime alike.
+// iteration must exit 0.
+//
+// go test -count=N runs each sub-benchmark N times in a row; run.sh instead
+// runs the test binary N times with -count=1, each time with the runtimes
+// in a rotated order, so that drift in the machine's load reaches each
+// runtime alike.
 func BenchmarkRuntimeRun(b *testing.B) {
 	testenv.RequiresRoot(b)
 	if runtimes == nil {
@@ -222,9 +251,9 @@ func BenchmarkRuntimeRun(b *testing.B) {
 			// Untimed: the probe, then one run that warms the page cache
 			// for the binary. Berth's runtime is work in progress: one
 			// that fails here is skipped, not failed.
-			err := run(rt, root, probe, id(), 7)
+			_, err := run(rt, root, probe, id(), 7)
 			if err == nil {
-				err = run(rt, root, bundle, id(), 0)
+				_, err = run(rt, root, bundle, id(), 0)
 			}
 			if err != nil {
 				if rt.name == "berth" {
@@ -232,11 +261,20 @@ func BenchmarkRuntimeRun(b *testing.B) {
 				}
 				b.Fatal(err)
 			}
+			var cpu time.Duration
+			n := 0
 			for b.Loop() {
-				if err := run(rt, root, bundle, id(), 0); err != nil {
+				c, err := run(rt, root, bundle, id(), 0)
+				if err != nil {
 					b.Fatal(err)
 				}
+				cpu += c
+				n++
 			}
+			// CPU time moves much less than wall time with the load of
+			// the rest of the machine. It misses what the runtime leaves
+			// to processes it does not reap itself.
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/op")
 		})
 	}
 }
