@@ -73,7 +73,6 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 	defer func() {
 		if err != nil {
 			if s != nil {
-				s.conn.close()
 				killWait(s.pid, 0)
 			}
 			if cg != nil {
@@ -139,7 +138,14 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 	if s, err = l.start(); err != nil {
 		return err
 	}
+	defer s.conn.close()
+	// Init gets its configuration first: it decodes and mounts while we
+	// record the state.
 	st.Pid = s.pid
+	cfg.State = r.ociState(st, Creating)
+	if err := s.conn.send(cfg); err != nil {
+		return err
+	}
 	if st.StartTime, err = procStartTime(s.pid); err != nil {
 		return fmt.Errorf("container init: %w", err)
 	}
@@ -152,7 +158,6 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 	if err := r.save(st); err != nil {
 		return err
 	}
-	cfg.State = r.ociState(st, Creating)
 	if err := r.drive(ctx, s.conn, cfg, st); err != nil {
 		return err
 	}
@@ -164,13 +169,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 	return nil
 }
 
-// drive sends init its configuration and serves its requests until it
-// reports ready (and closes the socket) or fails.
+// drive serves the requests of an init that has its configuration until
+// it reports ready or fails.
 func (r *Runtime) drive(ctx context.Context, c conn, cfg initConfig, st *State) error {
-	defer c.close()
-	if err := c.send(cfg); err != nil {
-		return err
-	}
 	for {
 		var m message
 		fds, err := c.recv(&m)

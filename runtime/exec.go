@@ -76,6 +76,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	if err != nil {
 		return 0, err
 	}
+	defer s.conn.close()
+	if err := s.conn.send(cfg); err != nil {
+		killWait(s.pid, 0)
+		return 0, err
+	}
 	prlimitFromParent(s.pid, p.Rlimits)
 	if p.OOMScoreAdj != nil {
 		os.WriteFile("/proc/"+strconv.Itoa(s.pid)+"/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0)
