@@ -132,13 +132,11 @@ func containerInit(c conn, cfg *initConfig) error {
 	if err := c.send(message{Type: "ready"}); err != nil {
 		return err
 	}
+	// An exec's socket stays open until execve closes it: the parent
+	// returns once the program runs.
 	if create {
 		c.close()
-	} // else the socket closes at execve: the parent's exec returns once the program runs
-	if create {
-		if err := waitStart(cfg.FifoFD); err != nil {
-			return err
-		}
+		waitStart(cfg.FifoFD)
 		if h := s.Hooks; h != nil {
 			state := cfg.State
 			state.Status = "created" // as runc: start has been called, the program not yet run
@@ -157,7 +155,8 @@ func containerInit(c conn, cfg *initConfig) error {
 }
 
 // waitStart blocks until `start` opens the exec fifo, then tells it so.
-func waitStart(fifoFD int) error {
+// The parent is gone: a failure exits with the reason on stderr.
+func waitStart(fifoFD int) {
 	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fifoFD), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "berth init: open exec fifo:", err)
@@ -171,7 +170,6 @@ func waitStart(fifoFD int) error {
 	// to close, so that poststart hooks run after the startContainer
 	// hooks and once the user's process runs.
 	unix.Close(fifoFD)
-	return nil
 }
 
 // closeExecFrom marks every fd from lowest up close-on-exec: the kernel's
