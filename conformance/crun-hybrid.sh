@@ -12,6 +12,7 @@
 set -euo pipefail
 crun=${CRUN:-crun}
 if mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
+	# shellcheck disable=SC2016 # $0 and $@ are the inner sh's
 	exec unshare --mount --propagation private \
 		sh -c 'umount /sys/fs/cgroup/unified && exec "$0" "$@"' "$crun" "$@"
 fi
