@@ -250,15 +250,18 @@ func withDeviceRules(s *specs.Spec) *specs.LinuxResources {
 	return &res
 }
 
-// prlimitFromParent sets the rlimits of init from outside its user
-// namespace, where a hard limit can still be raised (CAP_SYS_RESOURCE
-// counts only in the host's); init sets them again itself, which then
-// raises nothing and reports any limit that could not be had.
+// prlimitFromParent raises init's hard limits to what the spec asks,
+// from outside its user namespace, where a hard limit can still be raised
+// (CAP_SYS_RESOURCE counts only in the host's). It lowers nothing: init
+// applies the limits themselves just before execve (see setRlimits).
 func prlimitFromParent(pid int, rls []specs.POSIXRlimit) {
 	for _, rl := range rls {
-		if res, ok := rlimits[rl.Type]; ok {
-			unix.Prlimit(pid, res, &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}, nil)
+		res, ok := rlimits[rl.Type]
+		var cur unix.Rlimit
+		if !ok || unix.Prlimit(pid, res, nil, &cur) != nil || rl.Hard <= cur.Max {
+			continue
 		}
+		unix.Prlimit(pid, res, &unix.Rlimit{Cur: cur.Cur, Max: rl.Hard}, nil)
 	}
 }
 

@@ -29,7 +29,8 @@ import (
 //     the console socket, its slave made our stdio and /dev/console;
 //  6. hostname, domainname, sysctls, personality (before the next
 //     step makes /proc/sys read-only);
-//  7. read-only rootfs, masked and read-only paths; rlimits;
+//  7. read-only rootfs, masked and read-only paths; raise the hard
+//     rlimits the process needs, so a limit it cannot have fails create;
 //  8. no_new_privs; then seccomp before the capability drop when
 //     no_new_privs is off (loading it needs CAP_SYS_ADMIN), else as late
 //     as possible, after the user change, so that fewer of our own
@@ -40,8 +41,10 @@ import (
 //  10. look up the program, report ready and close the socket;
 //  11. block opening exec.fifo for writing until `start`, run the
 //     startContainer hooks;
-//  12. mark every fd above the preserved ones close-on-exec, so nothing
-//     of the runtime leaks in (CVE-2024-21626), and execve.
+//  12. set the rlimits (only now: a low RLIMIT_NPROC or RLIMIT_AS would
+//     starve init's own Go runtime), mark every fd above the preserved
+//     ones close-on-exec, so nothing of the runtime leaks in
+//     (CVE-2024-21626), and execve.
 func Init() {
 	goruntime.GOMAXPROCS(1)
 	goruntime.LockOSThread()
@@ -145,6 +148,10 @@ func containerInit(c conn, cfg *initConfig) error {
 				os.Exit(1)
 			}
 		}
+	}
+	if err := setRlimits(p.Rlimits); err != nil {
+		fmt.Fprintln(os.Stderr, "berth init:", err)
+		os.Exit(1)
 	}
 	closeExecFrom(3 + cfg.PreserveFDs)
 	err = unix.Exec(path, p.Args, p.Env)

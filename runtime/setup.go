@@ -60,11 +60,8 @@ func setupKernel(s *specs.Spec) error {
 // and working directory, in runc's order (see Init).
 func setupProcess(c conn, cfg *initConfig) error {
 	p := cfg.Process
-	for _, rl := range p.Rlimits {
-		lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
-		if err := unix.Setrlimit(rlimits[rl.Type], &lim); err != nil {
-			return fmt.Errorf("setrlimit %s soft %d hard %d: %w", rl.Type, rl.Soft, rl.Hard, err)
-		}
+	if err := raiseRlimits(p.Rlimits); err != nil {
+		return err
 	}
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
@@ -105,6 +102,38 @@ func setupProcess(c conn, cfg *initConfig) error {
 	if sc != nil && p.NoNewPrivileges {
 		if err := loadSeccomp(c, sc); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// raiseRlimits raises the hard limits the process will need, while init
+// still holds its capabilities, so that a limit it cannot have is an
+// error of create. It lowers nothing: a low RLIMIT_NPROC or RLIMIT_AS
+// would starve the Go runtime of init itself, so the limits proper are
+// set by setRlimits, the last thing before execve.
+func raiseRlimits(rls []specs.POSIXRlimit) error {
+	for _, rl := range rls {
+		var cur unix.Rlimit
+		res := rlimits[rl.Type]
+		if err := unix.Getrlimit(res, &cur); err != nil {
+			return fmt.Errorf("getrlimit %s: %w", rl.Type, err)
+		}
+		if rl.Hard <= cur.Max {
+			continue
+		}
+		if err := unix.Setrlimit(res, &unix.Rlimit{Cur: cur.Cur, Max: rl.Hard}); err != nil {
+			return fmt.Errorf("setrlimit %s soft %d hard %d: %w", rl.Type, rl.Soft, rl.Hard, err)
+		}
+	}
+	return nil
+}
+
+// setRlimits sets the process's limits; raiseRlimits made them possible.
+func setRlimits(rls []specs.POSIXRlimit) error {
+	for _, rl := range rls {
+		if err := unix.Setrlimit(rlimits[rl.Type], &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
+			return fmt.Errorf("setrlimit %s soft %d hard %d: %w", rl.Type, rl.Soft, rl.Hard, err)
 		}
 	}
 	return nil
