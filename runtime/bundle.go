@@ -92,7 +92,15 @@ func validate(s *specs.Spec) error {
 		}
 	}
 	if !seen[specs.MountNamespace] {
-		return invalid("a mount namespace is required")
+		// As runc: the container then shares the runtime's mount
+		// namespace and gets a chroot; nothing may be made read-only
+		// there, since that would change the host's mounts.
+		if len(s.Linux.MaskedPaths) > 0 || len(s.Linux.ReadonlyPaths) > 0 {
+			return invalid("unable to restrict sys entries without a private MNT namespace")
+		}
+		if s.Root.Readonly || s.Linux.RootfsPropagation != "" {
+			return invalid("a read-only rootfs or rootfs propagation needs a private mount namespace")
+		}
 	}
 	if seen[specs.UserNamespace] {
 		if userNSPath(s) == "" && (len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0) {

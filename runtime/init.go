@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/berth-dev/berth/runtime/nsexec"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,7 +107,7 @@ func containerInit(c conn, cfg *initConfig) error {
 				return err
 			}
 		}
-		if err := switchRoot(cfg.Rootfs, cfg.NoPivot); err != nil {
+		if err := switchRoot(cfg.Rootfs, cfg.NoPivot, hasNS(s, specs.MountNamespace)); err != nil {
 			return err
 		}
 	}

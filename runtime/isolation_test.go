@@ -159,15 +159,19 @@ func TestIsolationNamespaceInodes(t *testing.T) {
 				check: func(t *testing.T, res result) { notEqualNS(t, res.stdout, host) },
 			}))
 		})
-		if typ == specs.MountNamespace {
-			continue // a mount namespace is required
-		}
 		t.Run(name+"/host", func(t *testing.T) {
 			tc := isoCase{
 				edit: func(s *specs.Spec) {
 					withoutNS(s, typ)
 					if typ == specs.UTSNamespace {
 						s.Hostname = ""
+					}
+					if typ == specs.MountNamespace {
+						// Nothing may be made read-only in the host's
+						// mount namespace; the mounts go there too.
+						s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+						s.Root.Readonly = false
+						s.Mounts = []specs.Mount{{Destination: "/proc", Type: "proc", Source: "proc"}}
 					}
 				},
 				args: []string{"readlink", "/proc/self/ns/" + name},

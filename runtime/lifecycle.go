@@ -186,6 +186,12 @@ func (r *Runtime) destroy(ctx context.Context, st *State) error {
 			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 		}
 	}
+	if !hasNS(st.Config, specs.MountNamespace) {
+		// It mounted into the runtime's own mount namespace.
+		if err := unmountUnder(st.Rootfs); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if h := st.Config.Hooks; h != nil {
 		if err := runHooks(ctx, "poststop", h.Poststop, r.ociState(st, Stopped)); err != nil {
 			r.Log.WarnContext(ctx, "poststop hook failed", "id", st.ID, "err", err)

@@ -35,20 +35,24 @@ func mountErr(op, src, dst string, err error) error {
 // still in the host's view of the filesystem.
 func prepareRootfs(cfg *initConfig) error {
 	s, rootfs := cfg.Spec, cfg.Rootfs
-	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
-	if p, ok := propagationFlags[s.Linux.RootfsPropagation]; ok {
-		prop = p
-	}
-	if err := unix.Mount("", "/", "", prop, ""); err != nil {
-		return mountErr("set propagation of", "", "/", err)
-	}
-	// pivot_root refuses a shared parent mount; make it private, but only
-	// if shared: a slave one keeps receiving the host's mounts (rslave).
-	if mp, err := mountPointOf(filepath.Dir(rootfs)); err == nil && sharedMount(mp) {
-		unix.Mount("", mp, "", unix.MS_PRIVATE, "")
-	}
-	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return mountErr("bind", rootfs, rootfs, err)
+	// Without a mount namespace of its own (runc allows it) the container
+	// changes nothing about the host's mounts but adds the spec's.
+	if hasNS(s, specs.MountNamespace) {
+		prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
+		if p, ok := propagationFlags[s.Linux.RootfsPropagation]; ok {
+			prop = p
+		}
+		if err := unix.Mount("", "/", "", prop, ""); err != nil {
+			return mountErr("set propagation of", "", "/", err)
+		}
+		// pivot_root refuses a shared parent mount; make it private, but
+		// only if shared: a slave one keeps receiving the host's mounts.
+		if mp, err := mountPointOf(filepath.Dir(rootfs)); err == nil && sharedMount(mp) {
+			unix.Mount("", mp, "", unix.MS_PRIVATE, "")
+		}
+		if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return mountErr("bind", rootfs, rootfs, err)
+		}
 	}
 	userns := hasNS(s, specs.UserNamespace)
 	devBound := false
@@ -292,6 +296,29 @@ func cgroupMounts() ([]string, error) {
 	return out, err
 }
 
+// unmountUnder detaches every mount at or below dir, deepest first.
+func unmountUnder(dir string) error {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real // mountinfo shows resolved paths
+	}
+	var mps []string
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	if err := eachMount(func(mp, _ string) {
+		if mp == dir || strings.HasPrefix(mp, prefix) {
+			mps = append(mps, mp)
+		}
+	}); err != nil {
+		return err
+	}
+	var errs []error
+	for i := len(mps) - 1; i >= 0; i-- {
+		if err := unix.Unmount(mps[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, &os.PathError{Op: "unmount", Path: mps[i], Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // mountPointOf returns the mount point holding path.
 func mountPointOf(path string) (string, error) {
 	best := ""
@@ -370,7 +397,7 @@ func createDevices(rootfs string, extra []specs.LinuxDevice, userns bool) error 
 	}
 	all = append(all, extra...)
 	for _, d := range all {
-		dest, err := securejoin.SecureJoin(rootfs, d.Path)
+		dest, err := inRoot(rootfs, d.Path)
 		if err != nil {
 			return err
 		}
@@ -417,6 +444,17 @@ func createDevices(rootfs string, extra []specs.LinuxDevice, userns bool) error 
 	return nil
 }
 
+// inRoot resolves path's directory inside rootfs, symlinks and all, but
+// not its last element: a device node or link is made (or replaced) there
+// whatever a previous one pointed to.
+func inRoot(rootfs, path string) (string, error) {
+	dir, err := securejoin.SecureJoin(rootfs, filepath.Dir(path))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, filepath.Base(path)), nil
+}
+
 // devLinks makes the /dev symlinks of the spec's "Default Devices".
 func devLinks(rootfs string) error {
 	links := [][2]string{
@@ -428,7 +466,7 @@ func devLinks(rootfs string) error {
 		links = append(links, [2]string{"/proc/kcore", "/dev/core"})
 	}
 	for _, l := range links {
-		dest, err := securejoin.SecureJoin(rootfs, l[1])
+		dest, err := inRoot(rootfs, l[1])
 		if err != nil {
 			return err
 		}
@@ -445,9 +483,16 @@ func devLinks(rootfs string) error {
 // switchRoot makes rootfs the root: pivot_root(".", ".") then a lazy
 // unmount of the old root stacked beneath (runc's trick, needing no
 // directory for the old root), or MS_MOVE + chroot with noPivot.
-func switchRoot(rootfs string, noPivot bool) error {
+func switchRoot(rootfs string, noPivot, mountNS bool) error {
 	if err := unix.Chdir(rootfs); err != nil {
 		return fmt.Errorf("chdir %s: %w", rootfs, err)
+	}
+	if !mountNS {
+		// The host's mount namespace: neither pivot nor move, a chroot.
+		if err := unix.Chroot("."); err != nil {
+			return &os.PathError{Op: "chroot", Path: rootfs, Err: err}
+		}
+		return unix.Chdir("/")
 	}
 	if noPivot {
 		if err := unix.Mount(rootfs, "/", "", unix.MS_MOVE, ""); err != nil {
