@@ -139,15 +139,15 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 		return err
 	}
 	defer s.conn.close()
-	// Init gets its configuration first: it decodes and mounts while we
-	// record the state.
+	// Init waits for its configuration, so it is alive to be named by
+	// pid and start time. Then it decodes and mounts while we record.
 	st.Pid = s.pid
+	if st.StartTime, err = procStartTime(s.pid); err != nil {
+		return fmt.Errorf("container init: %w", err)
+	}
 	cfg.State = r.ociState(st, Creating)
 	if err := s.conn.send(cfg); err != nil {
 		return err
-	}
-	if st.StartTime, err = procStartTime(s.pid); err != nil {
-		return fmt.Errorf("container init: %w", err)
 	}
 	prlimitFromParent(s.pid, spec.Process.Rlimits)
 	if p := spec.Process.OOMScoreAdj; p != nil {

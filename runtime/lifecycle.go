@@ -47,16 +47,18 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 // to close its end, which it does at execve. It watches
 // init's pidfd so that a dead init is an error rather than a hang.
 func releaseFifo(path string, pid int) error {
+	// The pidfd first: once the fifo is open, init may run the program,
+	// which may exit and be reaped before we look.
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("container init %d exited before it was started: %w", pid, err)
+	}
+	defer unix.Close(pidfd)
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
 	defer unix.Close(fd)
-	pidfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return fmt.Errorf("container init %d: %w", pid, err)
-	}
-	defer unix.Close(pidfd)
 	got := false
 	for {
 		var buf [1]byte
