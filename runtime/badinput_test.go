@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -187,6 +188,15 @@ func TestBadBundles(t *testing.T) {
 			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 10, Hard: 5}}
 		}, nil, "RLIMIT_NOFILE"},
 		{"missing cwd", func(t *testing.T, b string, s *specs.Spec) { s.Process.Cwd = "/no/such/dir" }, nil, "/no/such/dir"},
+		{"apparmor profile without AppArmor", func(t *testing.T, b string, s *specs.Spec) {
+			if data, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled"); len(data) > 0 && data[0] == 'Y' {
+				t.Skip("AppArmor is enabled here")
+			}
+			s.Process.ApparmorProfile = "berth-test"
+		}, nil, "AppArmor is not enabled"},
+		{"masked paths without a mount namespace", func(t *testing.T, b string, s *specs.Spec) {
+			s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.MountNamespace })
+		}, nil, "private MNT namespace"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &rt{t: t, root: r.root}

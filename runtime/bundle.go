@@ -138,6 +138,11 @@ func validate(s *specs.Spec) error {
 			return invalid("device %s has invalid type %q", d.Path, d.Type)
 		}
 	}
+	if s.Process.ApparmorProfile != "" && !apparmorEnabled() {
+		// Running unconfined when confinement was asked for is not an
+		// option; runc fails the same way.
+		return invalid("apparmor profile %q requested but AppArmor is not enabled on this host", s.Process.ApparmorProfile)
+	}
 	if p := s.Linux.Personality; p != nil && p.Domain != specs.PerLinux && p.Domain != specs.PerLinux32 {
 		return invalid("unknown personality domain %q", p.Domain)
 	}
@@ -218,4 +223,10 @@ func hasNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {
 		}
 	}
 	return false
+}
+
+// apparmorEnabled reports whether the kernel has AppArmor switched on.
+func apparmorEnabled() bool {
+	data, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && len(data) > 0 && data[0] == 'Y'
 }

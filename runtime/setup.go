@@ -63,6 +63,9 @@ func setupProcess(c conn, cfg *initConfig) error {
 	if err := raiseRlimits(p.Rlimits); err != nil {
 		return err
 	}
+	if err := applyApparmor(p.ApparmorProfile); err != nil {
+		return err
+	}
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return &os.SyscallError{Syscall: "prctl(PR_SET_NO_NEW_PRIVS)", Err: err}
@@ -103,6 +106,22 @@ func setupProcess(c conn, cfg *initConfig) error {
 		if err := loadSeccomp(c, sc); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// applyApparmor makes the kernel switch this thread to profile at
+// execve ("changeonexec"); validate refused a profile without AppArmor.
+func applyApparmor(profile string) error {
+	if profile == "" {
+		return nil
+	}
+	attr := "/proc/thread-self/attr/apparmor/exec"
+	if _, err := os.Stat(attr); err != nil {
+		attr = "/proc/thread-self/attr/exec" // kernels before 5.8
+	}
+	if err := os.WriteFile(attr, []byte("exec "+profile), 0); err != nil {
+		return fmt.Errorf("set apparmor profile %q: %w", profile, err)
 	}
 	return nil
 }
