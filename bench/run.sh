@@ -46,9 +46,7 @@ raw=${BENCH_OUT:-$tmp/raw.txt}
 # if the work tree changes meanwhile. A failed build is reported once, and
 # the rounds skip berth.
 berth_version=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
-if (cd "$repo" && go build -o "$tmp/berth" ./cmd/berth) >"$tmp/build.txt" 2>&1; then
-	ln -s berth "$tmp/berth-runtime"
-else
+if ! make -s -C "$repo" berth BIN="$tmp" >"$tmp/build.txt" 2>&1; then
 	echo "$0: berth not built, skipped:" >&2
 	head -20 "$tmp/build.txt" >&2 || true
 fi

@@ -139,7 +139,7 @@ func findRuntimes() {
 // point at any other build.
 const berthEnv = "BERTH_BENCH_BERTH"
 
-// buildBerth builds bin/berth from ./cmd/berth and links bin/berth-runtime
+// buildBerth builds bin/berth with `make berth` and links bin/berth-runtime
 // to it if that link is missing; berth's runtime is what berth does when
 // called by that name. With $BERTH_BENCH_BERTH set it builds nothing and
 // returns that binary.
@@ -155,16 +155,11 @@ func buildBerth() runtimeUnderTest {
 	root := repoRoot()
 	bin := filepath.Join(root, "bin")
 	rt.path = filepath.Join(bin, "berth-runtime")
-	// go test puts its own go first on the test binary's PATH.
-	gocmd, err := exec.LookPath("go")
-	if err != nil {
-		rt.skip = "no go command to build berth with: " + err.Error()
-		return rt
-	}
-	cmd := exec.Command(gocmd, "build", "-o", "bin/berth", "./cmd/berth")
+	// The Makefile's build, the one users get (static, stripped).
+	cmd := exec.Command("make", "-s", "berth")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		rt.skip = fmt.Sprintf("go build ./cmd/berth: %v\n%s", err, firstLines(out, 10))
+		rt.skip = fmt.Sprintf("make berth: %v\n%s", err, firstLines(out, 10))
 		return rt
 	}
 	if _, err := os.Lstat(rt.path); os.IsNotExist(err) {

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 	}
 	if bin == "" && os.Geteuid() == 0 {
 		bin = filepath.Join(tmp, "berth")
-		build := exec.Command("go", "build", "-o", bin, "../cmd/berth")
+		build := exec.Command("make", "-s", "-C", "..", "berth", "BIN="+tmp) // the flags users get
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build berth:", err)
@@ -37,6 +37,7 @@ func TestMain(m *testing.M) {
 	}
 	if bin != "" {
 		berthRuntime = filepath.Join(tmp, "berth-runtime")
+		os.Remove(berthRuntime) // make made it already
 		if err := os.Symlink(bin, berthRuntime); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
