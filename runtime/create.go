@@ -41,6 +41,7 @@ type initConfig struct {
 	FifoFD      int            `json:"fifoFd,omitempty"`
 	Cgroupns    bool           `json:"cgroupns,omitempty"`
 	CgroupPath  string         `json:"cgroupPath,omitempty"`
+	Placement   string         `json:"placement,omitempty"` // see started.placement
 }
 
 // Create builds the container from o.Bundle and leaves its init waiting
@@ -146,6 +147,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 		return fmt.Errorf("container init: %w", err)
 	}
 	cfg.State = r.ociState(st, Creating)
+	cfg.Placement = s.placement(cgroup.Unified())
 	if err := s.conn.send(cfg); err != nil {
 		return err
 	}
@@ -158,7 +160,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 	if err := r.save(st); err != nil {
 		return err
 	}
-	if err := r.drive(ctx, s.conn, cfg, st); err != nil {
+	if err := r.drive(ctx, s, cfg, st); err != nil {
 		return err
 	}
 	if o.PidFile != "" {
@@ -171,7 +173,8 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 
 // drive serves the requests of an init that has its configuration until
 // it reports ready or fails.
-func (r *Runtime) drive(ctx context.Context, c conn, cfg initConfig, st *State) error {
+func (r *Runtime) drive(ctx context.Context, s *started, cfg initConfig, st *State) error {
+	c := s.conn
 	for {
 		var m message
 		fds, err := c.recv(&m)
@@ -199,6 +202,8 @@ func (r *Runtime) drive(ctx context.Context, c conn, cfg initConfig, st *State) 
 			}
 		case "seccomp":
 			reply = r.forwardListener(cfg, st, fds)
+		case "cgroup":
+			reply = s.waitPlaced()
 		default:
 			reply = fmt.Errorf("unexpected message %q", m.Type)
 		}

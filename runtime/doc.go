@@ -15,8 +15,13 @@
 //	bootstrap          -->            [nsexec: join, unshare, fork]
 //	                   <--  'U' pid   [write uid_map/gid_map]
 //	'A'                -->
-//	                   <--  'P' pid   [move pid into the cgroup]
-//	config             -->            [cgroupns, mounts, devices]
+//	                   <--  'P' pid   [start moving pid into the cgroup,
+//	                                   unless CLONE_INTO_CGROUP put it there]
+//	config             -->            [mounts, devices; cgroupns first
+//	                                   unless the move is pending on v1]
+//	                   <--  cgroup    (while the move is pending; "early"
+//	                                   on v2 before the mounts, else after)
+//	ok                 -->            [cgroupns]
 //	                   <--  hooks     [parent runs prestart, createRuntime]
 //	ok                 -->            [createContainer hooks, pivot_root,
 //	                                   hostname, sysctl, paths, rlimits,

@@ -77,6 +77,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 		return 0, err
 	}
 	defer s.conn.close()
+	if s.placed != nil {
+		cfg.Placement = "early"
+	}
 	if err := s.conn.send(cfg); err != nil {
 		killWait(s.pid, 0)
 		return 0, err
@@ -88,7 +91,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	if o.OnStarted != nil {
 		o.OnStarted(s.pid)
 	}
-	if err := r.drive(ctx, s.conn, cfg, st); err != nil {
+	if err := r.drive(ctx, s, cfg, st); err != nil {
 		killWait(s.pid, 0)
 		return 0, err
 	}

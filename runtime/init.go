@@ -20,9 +20,11 @@ import (
 // The order of the steps follows runc's standard_init_linux.go, for the
 // same reasons:
 //
-//  1. unshare the cgroup namespace, now that the parent has put us in our
-//     cgroup, so the container sees its cgroup as the root;
-//  2. mounts, devices and /dev links inside the rootfs (rootfs.go);
+//  1. unshare the cgroup namespace once we are in our cgroup, so the
+//     container sees its cgroup as the root;
+//  2. mounts, devices and /dev links inside the rootfs (rootfs.go). On
+//     cgroup v1, where the kernel is slow to move a process between
+//     cgroups, the parent moves us meanwhile and step 1 follows this one;
 //  3. ask the parent to run prestart/createRuntime hooks, then run the
 //     createContainer hooks ourselves, still able to see the host;
 //  4. pivot_root (or MS_MOVE + chroot with --no-pivot);
@@ -88,14 +90,27 @@ func (e errAnswered) Error() string { return e.msg }
 func containerInit(c conn, cfg *initConfig) error {
 	s, p := cfg.Spec, cfg.Process
 	create := cfg.Mode == "create"
+	if cfg.Placement == "early" {
+		if err := ask(c, message{Type: "cgroup"}); err != nil {
+			return err
+		}
+	}
 	if create {
-		if cfg.Cgroupns {
-			if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-				return fmt.Errorf("unshare cgroup namespace: %w", err)
+		if cfg.Placement != "late" {
+			if err := unshareCgroupns(cfg); err != nil {
+				return err
 			}
 		}
 		if err := prepareRootfs(cfg); err != nil {
 			return err
+		}
+		if cfg.Placement == "late" {
+			if err := ask(c, message{Type: "cgroup"}); err != nil {
+				return err
+			}
+			if err := unshareCgroupns(cfg); err != nil {
+				return err
+			}
 		}
 		if h := s.Hooks; h != nil && (len(h.Prestart) > 0 || len(h.CreateRuntime) > 0) {
 			if err := ask(c, message{Type: "hooks"}); err != nil {
@@ -159,6 +174,18 @@ func containerInit(c conn, cfg *initConfig) error {
 	// The parent is gone by now: the error goes to the container's stderr.
 	fmt.Fprintf(os.Stderr, "berth init: exec %s: %v\n", p.Args[0], err)
 	os.Exit(127)
+	return nil
+}
+
+// unshareCgroupns gives the container its cgroup namespace, once init
+// is in its cgroup, which becomes the namespace's root.
+func unshareCgroupns(cfg *initConfig) error {
+	if !cfg.Cgroupns {
+		return nil
+	}
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("unshare cgroup namespace: %w", err)
+	}
 	return nil
 }
 

@@ -42,7 +42,7 @@ type launch struct {
 	gidMaps  []specs.LinuxIDMapping
 	files    []*os.File // inherited by init from fd 3 on: preserved fds first
 	cgroupFD *os.File   // cgroup v2 directory to clone into, or nil
-	cgroup   placer     // where init belongs, if not cloned into it
+	cgroup   placer     // where init belongs, if it is not cloned into it
 	stdio    [3]*os.File
 }
 
@@ -53,9 +53,36 @@ type placer interface {
 
 // started is the parent's handle on an init that has reached Go.
 type started struct {
-	pid  int
-	conn conn
-	cmd  *exec.Cmd
+	pid    int
+	conn   conn
+	cmd    *exec.Cmd
+	placed <-chan error // the move into the cgroup, nil if born there
+}
+
+// placement says when init asks to be in its cgroup: "" when it was born
+// there, else "early" (before anything: cgroup v2, where the namespace
+// and the cgroup2 mount depend on it) or "late" (after the mounts: v1,
+// whose cgroup mounts are binds of paths).
+func (s *started) placement(unified bool) string {
+	switch {
+	case s.placed == nil:
+		return ""
+	case unified:
+		return "early"
+	}
+	return "late"
+}
+
+// waitPlaced waits for the move into the cgroup.
+func (s *started) waitPlaced() error {
+	if s.placed == nil {
+		return nil
+	}
+	if err := <-s.placed; err != nil {
+		return fmt.Errorf("join cgroup: %w", err)
+	}
+	s.placed = nil
+	return nil
 }
 
 func (l *launch) bootstrap() []byte {
@@ -91,9 +118,6 @@ func (l *launch) bootstrap() []byte {
 	}
 	if l.timens != "" {
 		rec(nsexec.RecTimens, []byte(l.timens))
-	}
-	if l.cgroup != nil {
-		rec(nsexec.RecPlace, u32(1))
 	}
 	out := binary.LittleEndian.AppendUint32(nil, uint32(len(b)))
 	return append(out, b...)
@@ -154,9 +178,6 @@ func (l *launch) start() (s *started, err error) {
 			return nil, fmt.Errorf("start init: %w", err)
 		}
 	}
-	if placed {
-		l.cgroup = nil // born in it: CLONE_INTO_CGROUP
-	}
 	s = &started{conn: parent, cmd: cmd}
 	defer func() {
 		if err != nil {
@@ -185,16 +206,6 @@ func (l *launch) start() (s *started, err error) {
 			if err := parent.writeAll([]byte{nsexec.MsgAck}); err != nil {
 				return s, err
 			}
-		case nsexec.MsgCgroup:
-			if l.cgroup == nil {
-				return s, fmt.Errorf("container init: unexpected cgroup request")
-			}
-			if err := l.cgroup.Apply(int(v)); err != nil {
-				return s, fmt.Errorf("join cgroup: %w", err)
-			}
-			if err := parent.writeAll([]byte{nsexec.MsgPlaced}); err != nil {
-				return s, err
-			}
 		case nsexec.MsgPid:
 			s.pid = int(v)
 		case nsexec.MsgError:
@@ -205,6 +216,13 @@ func (l *launch) start() (s *started, err error) {
 		default:
 			return s, fmt.Errorf("container init: unexpected message %q", hdr[0])
 		}
+	}
+	if !placed {
+		// Moving a process between v1 cgroups waits for an RCU grace
+		// period: let it run while init works, until it asks (placement).
+		done := make(chan error, 1)
+		s.placed = done
+		go func() { done <- l.cgroup.Apply(s.pid) }()
 	}
 	if l.fork {
 		// The intermediate process exits once it has reported its child.

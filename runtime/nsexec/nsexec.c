@@ -67,19 +67,10 @@ static void bail(const char *fmt, ...) {
 	_exit(1);
 }
 
-// The runtime answers 'A' to 'U' and 'G' to 'C'; the two answers may
-// cross, so wait_answer remembers a 'G' that arrives first.
-static int cgroup_placed = 0;
-
 static void wait_answer(char want) {
-	if (want == 'G' && cgroup_placed) return;
-	for (;;) {
-		char c;
-		read_all(&c, 1);
-		if (c == 'G') cgroup_placed = 1;
-		if (c == want) return;
-		if (c != 'G' && c != 'A') { errno = 0; bail("unexpected answer %c from the runtime", c); }
-	}
+	char c;
+	read_all(&c, 1);
+	if (c != want) { errno = 0; bail("unexpected answer %c from the runtime", c); }
 }
 
 struct nsname { const char *name; int flag; };
@@ -129,7 +120,7 @@ void berth_nsexec(void) {
 	if (buf == NULL) bail("allocate bootstrap");
 	read_all(buf, len);
 
-	uint32_t flags = 0, do_fork = 0, pidfd_pid = 0, pidfd_flags = 0, place = 0;
+	uint32_t flags = 0, do_fork = 0, pidfd_pid = 0, pidfd_flags = 0;
 	char *timens = NULL;
 	struct join js[MAXJOIN];
 	int njoin = 0;
@@ -144,7 +135,6 @@ void berth_nsexec(void) {
 		switch (type) {
 		case 1: if (rlen == 4) memcpy(&flags, data, 4); break;
 		case 4: if (rlen == 4) memcpy(&do_fork, data, 4); break;
-		case 6: if (rlen == 4) memcpy(&place, data, 4); break;
 		case 3:
 			if (rlen == 8) { memcpy(&pidfd_pid, data, 4); memcpy(&pidfd_flags, data + 4, 4); }
 			break;
@@ -166,11 +156,6 @@ void berth_nsexec(void) {
 		}
 		}
 	}
-
-	// Ask to be put in the container's cgroup now, while we are one thread
-	// and before the container's init exists: it is then born inside, and
-	// the runtime's writes overlap our namespace work.
-	if (place) send_u32('C', (uint32_t)getpid());
 
 	// Joining: one setns on a pidfd enters every namespace of a process at
 	// once (Linux 5.8); the per-path joins are the fallback.
@@ -210,7 +195,6 @@ void berth_nsexec(void) {
 	}
 	free(buf);
 
-	if (place) wait_answer('G');
 	if (!do_fork) {
 		send_u32('P', (uint32_t)getpid());
 		return;

@@ -18,12 +18,9 @@
 //	  3 pidfd    u32 pid + u32 flags: try setns(pidfd_open(pid), flags) before the joins
 //	  4 fork     u32: 1 = fork once the namespaces are in place
 //	  5 timens   the text to write to /proc/self/timens_offsets
-//	  6 place    u32: 1 = ask to be put in the container's cgroup first
 //
 // Constructor → runtime, same socket:
 //
-//	'C' u32 pid    (with place) move this process into the cgroup, then
-//	               answer one byte 'G'; sent at once, awaited before fork
 //	'U' u32 pid    a user namespace was created: write its uid/gid maps,
 //	               then answer one byte 'A'
 //	'P' u32 pid    the pid of the process that continues into Go (host view)
@@ -46,17 +43,14 @@ const (
 	RecPidfd  = 3
 	RecFork   = 4
 	RecTimens = 5
-	RecPlace  = 6
 )
 
 // Messages the constructor sends to the runtime.
 const (
 	MsgUsermap = 'U'
-	MsgCgroup  = 'C'
 	MsgPid     = 'P'
 	MsgError   = 'E'
 	MsgAck     = 'A'
-	MsgPlaced  = 'G'
 )
 
 // EnvInit names the environment variable holding the bootstrap socket's fd.
