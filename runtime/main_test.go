@@ -45,7 +45,24 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(tmp)
+	if code == 0 && leftovers() {
+		code = 1
+	}
 	os.Exit(code)
+}
+
+// leftovers reports (and lists) any cgroup of this test binary's
+// containers (ids t<pid>-N under the default /berth parent) that outlived
+// the tests: every test must delete what it made.
+func leftovers() bool {
+	pattern := fmt.Sprintf("berth/t%d-*", os.Getpid())
+	found, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", pattern))
+	more, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", pattern))
+	found = append(found, more...)
+	for _, d := range found {
+		fmt.Fprintln(os.Stderr, "left behind:", d)
+	}
+	return len(found) > 0
 }
 
 // rt is one test's runtime: its own state root.

@@ -91,6 +91,12 @@ func (r *Runtime) save(st *State) error {
 	return writeFileAtomic(filepath.Join(r.dir(st.ID), "state.json"), st)
 }
 
+// writeFileAtomic replaces path with v (JSON, or bytes as they are) by
+// writing a temporary file beside it and renaming it over: a reader sees
+// the old file or the new one, never a part. There is no fsync: this is
+// runtime state, on /run, and meaningless after the reboot that losing
+// unsynced data would take (runc does the same); on a disk-backed /run an
+// fsync per container start cost milliseconds.
 func writeFileAtomic(path string, v any) (err error) {
 	var data []byte
 	switch v := v.(type) {
@@ -112,9 +118,6 @@ func writeFileAtomic(path string, v any) (err error) {
 		}
 	}()
 	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
 		return err
 	}
 	if err = f.Close(); err != nil {
