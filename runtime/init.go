@@ -34,13 +34,14 @@ import (
 //     step makes /proc/sys read-only);
 //  7. read-only rootfs, masked and read-only paths; raise the hard
 //     rlimits the process needs, so a limit it cannot have fails create;
-//  8. no_new_privs; then seccomp before the capability drop when
+//  8. no_new_privs; the cwd, entered and checked to lie inside the
+//     container (CVE-2024-21626) before any filter could deny getcwd;
+//     then seccomp before the capability drop when
 //     no_new_privs is off (loading it needs CAP_SYS_ADMIN), else as late
 //     as possible, after the user change, so that fewer of our own
 //     syscalls run under the container's filter;
 //  9. bounding set, keep-caps, setgroups/setgid/setuid, the other four
-//     capability sets, umask, cwd — checked to lie inside the container
-//     (CVE-2024-21626);
+//     capability sets, umask, the cwd again as the user;
 //  10. look up the program, report ready and close the socket;
 //  11. block opening exec.fifo for writing until `start`, run the
 //     startContainer hooks;

@@ -71,6 +71,11 @@ func setupProcess(c conn, cfg *initConfig) error {
 			return &os.SyscallError{Syscall: "prctl(PR_SET_NO_NEW_PRIVS)", Err: err}
 		}
 	}
+	// The cwd is checked to lie inside the container before any seccomp
+	// filter is loaded, which might deny the getcwd the check needs.
+	if err := enterCwd(p.Cwd); err != nil {
+		return err
+	}
 	sc := cfg.Spec.Linux.Seccomp
 	if sc != nil && !p.NoNewPrivileges {
 		if err := loadSeccomp(c, sc); err != nil {
@@ -99,8 +104,9 @@ func setupProcess(c conn, cfg *initConfig) error {
 		umask = int(*p.User.Umask)
 	}
 	unix.Umask(umask)
-	if err := enterCwd(p.Cwd); err != nil {
-		return err
+	// Again as the process's user, for its permission to enter it.
+	if err := unix.Chdir(p.Cwd); err != nil {
+		return fmt.Errorf("chdir to cwd (%q) set in config.json failed: %w", p.Cwd, err)
 	}
 	if sc != nil && p.NoNewPrivileges {
 		if err := loadSeccomp(c, sc); err != nil {
