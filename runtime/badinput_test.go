@@ -194,6 +194,7 @@ func TestBadBundles(t *testing.T) {
 			}
 			s.Process.ApparmorProfile = "berth-test"
 		}, nil, "AppArmor is not enabled"},
+		{"the host's root as rootfs", func(t *testing.T, b string, s *specs.Spec) { s.Root.Path = "/" }, nil, "host's root"},
 		{"masked paths without a mount namespace", func(t *testing.T, b string, s *specs.Spec) {
 			s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.MountNamespace })
 		}, nil, "private MNT namespace"},

@@ -42,6 +42,9 @@ func loadBundle(bundle string) (*specs.Spec, string, string, error) {
 	if !filepath.IsAbs(rootfs) {
 		rootfs = filepath.Join(abs, rootfs)
 	}
+	if real, err := filepath.EvalSymlinks(rootfs); err == nil && real == "/" {
+		return nil, "", "", fmt.Errorf("rootfs %s is the host's root: %w", rootfs, errdefs.ErrInvalidArgument)
+	}
 	fi, err := os.Stat(rootfs)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("rootfs %s: %w: %w", rootfs, err, errdefs.ErrInvalidArgument)

@@ -301,6 +301,9 @@ func unmountUnder(dir string) error {
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = real // mountinfo shows resolved paths
 	}
+	if filepath.Clean(dir) == "/" {
+		return nil // never the host's own tree (validate refuses such a rootfs)
+	}
 	var mps []string
 	prefix := strings.TrimSuffix(dir, "/") + "/"
 	if err := eachMount(func(mp, _ string) {
