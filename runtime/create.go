@@ -100,8 +100,17 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 	if cg, err = cgroup.New(st.CgroupPath); err != nil {
 		return err
 	}
-	if err := cg.Create(withDeviceRules(spec)); err != nil {
-		return fmt.Errorf("create cgroup: %w", err)
+	createCgroup := func() error {
+		if err := cg.Create(withDeviceRules(spec)); err != nil {
+			return fmt.Errorf("create cgroup: %w", err)
+		}
+		return nil
+	}
+	unified := cgroup.Unified()
+	if unified { // first, to clone init into it
+		if err := createCgroup(); err != nil {
+			return err
+		}
 	}
 
 	l := &launch{stdio: o.Stdio, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings}
@@ -135,6 +144,11 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 		l.cgroupFD = fd
 		defer fd.Close()
 	}
+	if !unified {
+		// The many v1 directories are made while init's constructor
+		// sets up its namespaces; init is moved in after.
+		l.prepare = createCgroup
+	}
 
 	if s, err = l.start(); err != nil {
 		return err
@@ -147,7 +161,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 		return fmt.Errorf("container init: %w", err)
 	}
 	cfg.State = r.ociState(st, Creating)
-	cfg.Placement = s.placement(cgroup.Unified())
+	cfg.Placement = s.placement(unified)
 	if err := s.conn.send(cfg); err != nil {
 		return err
 	}

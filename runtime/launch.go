@@ -40,9 +40,10 @@ type launch struct {
 	timens   string   // /proc/self/timens_offsets text
 	uidMaps  []specs.LinuxIDMapping
 	gidMaps  []specs.LinuxIDMapping
-	files    []*os.File // inherited by init from fd 3 on: preserved fds first
-	cgroupFD *os.File   // cgroup v2 directory to clone into, or nil
-	cgroup   placer     // where init belongs, if it is not cloned into it
+	files    []*os.File   // inherited by init from fd 3 on: preserved fds first
+	cgroupFD *os.File     // cgroup v2 directory to clone into, or nil
+	cgroup   placer       // where init belongs, if it is not cloned into it
+	prepare  func() error // runs once init has its bootstrap, before its pid is known
 	stdio    [3]*os.File
 }
 
@@ -191,6 +192,11 @@ func (l *launch) start() (s *started, err error) {
 	child.Close()
 	if err := parent.writeAll(l.bootstrap()); err != nil {
 		return s, err
+	}
+	if l.prepare != nil {
+		if err := l.prepare(); err != nil {
+			return s, err
+		}
 	}
 	for s.pid == 0 {
 		var hdr [5]byte
