@@ -67,20 +67,8 @@ func TestSealedInitExe(t *testing.T) {
 	}
 	r.must("start", cid)
 
-	// From inside: a loop hammers every /proc/N/exe it can see with
-	// writes while execs come and go (the exec'd init is visible in the
-	// container's pid namespace before it runs the program).
-	attack := `while true; do for f in /proc/[0-9]*/exe; do echo pwned 2>/dev/null >> $f && echo "WROTE $f" >> /dev/shm/log; done; done`
-	if code, out := r.runDetached("exec", "--detach", cid, "sh", "-c", attack); code != 0 {
-		data, _ := os.ReadFile(out)
-		t.Fatalf("exec --detach: %s", data)
-	}
-	for i := 0; i < 20; i++ {
-		r.run("exec", cid, "true")
-	}
-	if out := r.run("exec", cid, "cat", "/dev/shm/log"); out.stdout != "" {
-		t.Errorf("the container wrote to an exe: %s", out.stdout)
-	}
+	// From inside.
+	hammerExes(t, r, cid)
 	// A privileged container with CAP_SYS_PTRACE tries its own init
 	// during exec as well.
 	if after := fileSum(t, bin); after != before {
@@ -95,17 +83,12 @@ func TestSealedInitExe(t *testing.T) {
 	}
 }
 
-// TestSealedInitExePrivileged repeats the attack from a container with
-// every capability, as runc's CVE-2019-5736 exploit assumed.
-func TestSealedInitExePrivileged(t *testing.T) {
-	r := newRT(t)
-	bin, _ := filepath.EvalSymlinks(berthRuntime)
-	before := fileSum(t, bin)
-	all := []string{"CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_CHOWN", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"}
-	cid, _ := r.startNew(func(s *specs.Spec) {
-		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
-		s.Process.NoNewPrivileges = false
-	}, sleeper()...)
+// hammerExes runs a loop in container cid that writes to every
+// /proc/N/exe it can see while execs come and go (an exec'd init is
+// visible in the container's pid namespace before it runs the program),
+// and fails t if any write went through.
+func hammerExes(t *testing.T, r *rt, cid string) {
+	t.Helper()
 	attack := `while true; do for f in /proc/[0-9]*/exe; do echo pwned 2>/dev/null >> $f && echo "WROTE $f" >> /dev/shm/log; done; done`
 	if code, out := r.runDetached("exec", "--detach", cid, "sh", "-c", attack); code != 0 {
 		data, _ := os.ReadFile(out)
@@ -117,6 +100,20 @@ func TestSealedInitExePrivileged(t *testing.T) {
 	if out := r.run("exec", cid, "cat", "/dev/shm/log"); out.stdout != "" {
 		t.Errorf("the container wrote to an exe: %s", out.stdout)
 	}
+}
+
+// TestSealedInitExePrivileged repeats the attack from a container with
+// every capability, as runc's CVE-2019-5736 exploit assumed.
+func TestSealedInitExePrivileged(t *testing.T) {
+	r := newRT(t)
+	bin, _ := filepath.EvalSymlinks(berthRuntime)
+	before := fileSum(t, bin)
+	all := []string{"CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_CHOWN", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"}
+	cid, _ := r.startNew(func(s *specs.Spec) {
+		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
+		s.Process.NoNewPrivileges = false
+	}, sleeper()...)
+	hammerExes(t, r, cid)
 	if after := fileSum(t, bin); after != before {
 		t.Fatalf("the host binary %s changed", bin)
 	}

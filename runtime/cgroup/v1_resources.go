@@ -348,21 +348,27 @@ func (m *v1) setHugetlb(r *specs.LinuxResources) error {
 	if !ok || len(r.HugepageLimits) == 0 {
 		return nil
 	}
+	return writeHugetlb(dir, r.HugepageLimits, "limit_in_bytes")
+}
+
+// writeHugetlb writes each limit to hugetlb.<size>.<file> in dir and, where
+// the kernel has reservation accounting, to hugetlb.<size>.rsvd.<file>.
+func writeHugetlb(dir string, limits []specs.LinuxHugepageLimit, file string) error {
 	sizes, err := hugePageSizes()
 	if err != nil {
 		return err
 	}
-	for _, h := range r.HugepageLimits {
+	for _, h := range limits {
 		if err := checkPageSize(h.Pagesize, sizes); err != nil {
 			return err
 		}
 		v := strconv.FormatUint(h.Limit, 10)
-		if rsvd := "hugetlb." + h.Pagesize + ".rsvd.limit_in_bytes"; exists(dir, rsvd) {
+		if rsvd := "hugetlb." + h.Pagesize + ".rsvd." + file; exists(dir, rsvd) {
 			if err := writeFile(dir, rsvd, v); err != nil {
 				return err
 			}
 		}
-		if err := writeFile(dir, "hugetlb."+h.Pagesize+".limit_in_bytes", v); err != nil {
+		if err := writeFile(dir, "hugetlb."+h.Pagesize+"."+file, v); err != nil {
 			return err
 		}
 	}

@@ -287,25 +287,7 @@ func (m *v2) setHugetlb(r *specs.LinuxResources) error {
 	if have, err := readFile(m.dir, "cgroup.controllers"); err != nil || !slices.Contains(strings.Fields(have), "hugetlb") {
 		return err
 	}
-	sizes, err := hugePageSizes()
-	if err != nil {
-		return err
-	}
-	for _, h := range r.HugepageLimits {
-		if err := checkPageSize(h.Pagesize, sizes); err != nil {
-			return err
-		}
-		v := strconv.FormatUint(h.Limit, 10)
-		if rsvd := "hugetlb." + h.Pagesize + ".rsvd.max"; exists(m.dir, rsvd) {
-			if err := writeFile(m.dir, rsvd, v); err != nil {
-				return err
-			}
-		}
-		if err := writeFile(m.dir, "hugetlb."+h.Pagesize+".max", v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return writeHugetlb(m.dir, r.HugepageLimits, "max")
 }
 
 func (m *v2) setRdma(r *specs.LinuxResources) error {
