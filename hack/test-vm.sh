@@ -9,8 +9,15 @@
 # update, cgroupns mount), not the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-vm=${BERTH_VM_DIR:-$(cd .. && pwd)/shared/vm}
-if ! [ -x "$vm/go-vm-exec" ] || ! command -v qemu-system-x86_64 >/dev/null; then
+# The VM scripts live in the team's shared directory: beside the checkout,
+# or at /work/shared for a clone made elsewhere.
+vm=${BERTH_VM_DIR:-}
+if [ -z "$vm" ]; then
+	for d in "$(cd .. && pwd)/shared/vm" /work/shared/vm; do
+		if [ -x "$d/go-vm-exec" ]; then vm=$d; break; fi
+	done
+fi
+if ! [ -x "${vm:-/nonexistent}/go-vm-exec" ] || ! command -v qemu-system-x86_64 >/dev/null; then
 	echo "test-vm: SKIP: no VM scripts at $vm or no qemu-system-x86_64" >&2
 	exit 0
 fi
