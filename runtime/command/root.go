@@ -13,7 +13,10 @@ import (
 	"os"
 	"time"
 
+	goruntime "runtime"
+
 	"github.com/berth-dev/berth/runtime"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 )
 
@@ -86,7 +89,9 @@ func newRoot(g *globals) *cobra.Command {
 		execCmd(g), psCmd(g), listCmd(g), pauseCmd(g), resumeCmd(g), eventsCmd(g),
 		updateCmd(g), featuresCmd(g), specCmd(g),
 	)
+	// runc's shape: engines (podman info, go-runc) read these lines.
 	root.Version = "1.0.0"
+	root.SetVersionTemplate("berth-runtime version {{.Version}}\nspec: " + specs.Version + "\ngo: " + goruntime.Version() + "\n")
 	return root
 }
 
