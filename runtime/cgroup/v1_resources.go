@@ -13,8 +13,7 @@ import (
 )
 
 // validate checks r before anything is written: v1 has no unified map, the
-// device rules must parse, and the controllers r needs must be mounted
-// (hugetlb, net_cls and net_prio are applied only where mounted).
+// device rules must parse, and the controllers r needs must be mounted.
 func (m *v1) validate(r *specs.LinuxResources) error {
 	if r == nil {
 		return nil
@@ -52,6 +51,18 @@ func (m *v1) validate(r *specs.LinuxResources) error {
 	}
 	if len(r.Rdma) > 0 {
 		need = append(need, "rdma")
+	}
+	// A limit asked for and not applied is an error, as with runc: a
+	// container must not run unconfined because the host lacks a
+	// controller.
+	if len(r.HugepageLimits) > 0 {
+		need = append(need, "hugetlb")
+	}
+	if n := r.Network; n != nil && n.ClassID != nil {
+		need = append(need, "net_cls")
+	}
+	if n := r.Network; n != nil && len(n.Priorities) > 0 {
+		need = append(need, "net_prio")
 	}
 	for _, c := range need {
 		if _, ok := m.dir(c); !ok {
@@ -375,8 +386,8 @@ func writeHugetlb(dir string, limits []specs.LinuxHugepageLimit, file string) er
 	return nil
 }
 
-// setNetwork writes net_cls.classid and net_prio.ifpriomap where those
-// controllers are mounted.
+// setNetwork writes net_cls.classid and net_prio.ifpriomap (validate has
+// made sure the controllers asked for are mounted).
 func (m *v1) setNetwork(r *specs.LinuxResources) error {
 	n := r.Network
 	if n == nil {

@@ -279,13 +279,18 @@ func (m *v2) setPids(r *specs.LinuxResources) error {
 
 // setHugetlb writes hugetlb.<size>.max and, where the kernel has
 // reservation accounting, hugetlb.<size>.rsvd.max too. Without the hugetlb
-// controller the limits are skipped, as on v1.
+// controller the limits are refused, as on v1.
 func (m *v2) setHugetlb(r *specs.LinuxResources) error {
 	if len(r.HugepageLimits) == 0 {
 		return nil
 	}
-	if have, err := readFile(m.dir, "cgroup.controllers"); err != nil || !slices.Contains(strings.Fields(have), "hugetlb") {
+	have, err := readFile(m.dir, "cgroup.controllers")
+	if err != nil {
 		return err
+	}
+	if !slices.Contains(strings.Fields(have), "hugetlb") {
+		// As on v1: a limit that cannot be applied is refused.
+		return notImplemented("hugepage limits: the hugetlb cgroup controller is not available")
 	}
 	return writeHugetlb(m.dir, r.HugepageLimits, "max")
 }
