@@ -16,9 +16,9 @@ var layers = map[string]int{
 	// Error classes sit beneath everything.
 	"errdefs": -1,
 	// L0: values and storage shared by all.
-	"mount":   0,
-	"meta":    0,
-	"ref":     0,
+	"mount": 0,
+	"meta":  0,
+	"ref":   0,
 	// L1: kernel-facing pieces of the runtime and the store.
 	"runtime/cgroup":  1,
 	"runtime/seccomp": 1,
