@@ -72,36 +72,61 @@ func (c *Client) PushBlob(ctx context.Context, ref string, desc ocispec.Descript
 		}
 	}
 
-	u, err := url.Parse(location)
-	if err != nil {
-		return fmt.Errorf("pushing blob %s: upload location %q: %w", desc.Digest, location, err)
+	if err := c.upload(ctx, rt, t, location, desc, r); err != nil {
+		return fmt.Errorf("pushing blob %s: %w", desc.Digest, err)
 	}
-	q := u.Query()
-	q.Set("digest", desc.Digest.String())
-	u.RawQuery = q.Encode()
-	// A monolithic upload: PUT the whole blob to the session's location.
+	return nil
+}
+
+// upload streams r to the session at location with PATCH, checks that r
+// held exactly desc.Size bytes, and only then commits with PUT ?digest=.
+// A reader of the wrong length cancels the session, so nothing is stored.
+func (c *Client) upload(ctx context.Context, rt http.RoundTripper, t target, location string, desc ocispec.Descriptor, r io.Reader) error {
 	body := &exactReader{r: r, size: desc.Size}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, location, body)
 	if err != nil {
 		return err
 	}
 	req.ContentLength = desc.Size
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := rt.RoundTrip(req)
+	if err == nil {
+		defer resp.Body.Close()
+	}
+	if err == nil && body.err == nil {
+		body.checkEnd()
+	}
 	if body.err != nil {
-		if resp != nil {
-			resp.Body.Close()
-		}
-		return fmt.Errorf("pushing blob %s: %w", desc.Digest, body.err)
+		c.cancelUpload(ctx, rt, location)
+		return body.err
 	}
 	if err != nil {
-		return fmt.Errorf("pushing blob %s: %w", desc.Digest, classify(err, t, opPush))
+		return classify(err, t, opPush)
+	}
+	if err := checkResponse(resp, t, opPush, http.StatusAccepted, http.StatusNoContent); err != nil {
+		return err
+	}
+	if loc, err := resp.Location(); err == nil {
+		location = loc.String()
+	}
+
+	u, err := url.Parse(location)
+	if err != nil {
+		return fmt.Errorf("upload location %q: %w", location, err)
+	}
+	q := u.Query()
+	q.Set("digest", desc.Digest.String())
+	u.RawQuery = q.Encode()
+	req, err = http.NewRequestWithContext(ctx, http.MethodPut, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err = rt.RoundTrip(req)
+	if err != nil {
+		return classify(err, t, opPush)
 	}
 	defer resp.Body.Close()
-	if err := checkResponse(resp, t, opPush, http.StatusCreated); err != nil {
-		return fmt.Errorf("pushing blob %s: %w", desc.Digest, err)
-	}
-	return nil
+	return checkResponse(resp, t, opPush, http.StatusCreated)
 }
 
 // startUpload POSTs to the uploads endpoint with q. mounted is true if the
@@ -162,12 +187,6 @@ func (e *exactReader) Read(p []byte) (int, error) {
 		p = p[:rest]
 	}
 	if len(p) == 0 {
-		// At the end: one more byte would be an overrun.
-		var b [1]byte
-		if n, _ := io.ReadFull(e.r, b[:]); n > 0 {
-			e.err = fmt.Errorf("reader holds more than %d bytes: %w", e.size, errdefs.ErrInvalidArgument)
-			return 0, e.err
-		}
 		return 0, io.EOF
 	}
 	n, err := e.r.Read(p)
@@ -181,6 +200,19 @@ func (e *exactReader) Read(p []byte) (int, error) {
 		return n, e.err
 	}
 	return n, nil
+}
+
+// checkEnd records an error if fewer than size bytes were read or the
+// reader holds more.
+func (e *exactReader) checkEnd() {
+	if e.n < e.size {
+		e.err = fmt.Errorf("reader ended after %d of %d bytes: %w", e.n, e.size, errdefs.ErrInvalidArgument)
+		return
+	}
+	var b [1]byte
+	if n, _ := io.ReadFull(e.r, b[:]); n > 0 {
+		e.err = fmt.Errorf("reader holds more than %d bytes: %w", e.size, errdefs.ErrInvalidArgument)
+	}
 }
 
 // PushManifest uploads a manifest or index under ref's tag, or under its
