@@ -28,6 +28,8 @@ var layers = map[string]int{
 	// L2: the runtime and snapshots, built from the pieces below.
 	"runtime":  2,
 	"snapshot": 2,
+	// L3: a test-only conformance suite, beside the subsystems.
+	"snapshot/snapshottest": 3,
 	// L3: one subsystem each.
 	"spec": 3, "shim": 3, "image": 3, "registry": 3, "network": 3,
 	"volume": 3, "logs": 3, "build": 3,

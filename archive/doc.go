@@ -39,5 +39,8 @@
 //     node in an image grants whoever runs it access to host hardware nobody
 //     asked for, and containers get their /dev from the runtime anyway.
 //     Whiteout devices are made by Apply itself, never taken from the tar.
+//   - Sparse entries (GNU or PAX) are refused: their holes cost nothing in
+//     the tar but would be written out as zeros, so a few bytes could fill
+//     the disk. Image tools do not produce them.
 //   - Setuid, setgid and sticky bits are kept: images need them (su, ping).
 package archive

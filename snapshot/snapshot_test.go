@@ -1,0 +1,30 @@
+package snapshot_test
+
+import (
+	"testing"
+
+	"github.com/berth-dev/berth/snapshot"
+	"github.com/berth-dev/berth/snapshot/snapshottest"
+)
+
+func TestOverlay(t *testing.T) {
+	snapshottest.Suite(t, "overlay", func(t *testing.T, root string) snapshot.Snapshotter {
+		s, err := snapshot.NewOverlay(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestNaive(t *testing.T) {
+	snapshottest.Suite(t, "naive", func(t *testing.T, root string) snapshot.Snapshotter {
+		s, err := snapshot.NewNaive(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
