@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/berth-dev/berth/cli"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/command"
 	_ "github.com/berth-dev/berth/runtime/nsexec" // joins namespaces before the Go runtime starts
@@ -31,7 +32,6 @@ func main() {
 	case "version", "--version":
 		fmt.Println("berth version 0.1.0")
 	default:
-		fmt.Fprintln(os.Stderr, "usage: berth runtime <command> [args...]   (the OCI runtime; see berth runtime --help)")
-		os.Exit(2)
+		os.Exit(cli.Main(context.Background(), os.Args[1:])) // the docker-compatible CLI
 	}
 }

@@ -1,0 +1,85 @@
+// Package cli is berth's docker-compatible command line: it parses flags
+// into engine requests and renders the answers as docker does — same
+// flags, output, messages and exit codes. It makes no system calls and
+// holds no policy; the engine does the work.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/berth-dev/berth/engine"
+	"github.com/spf13/cobra"
+)
+
+// globals are the flags every berth command takes.
+type globals struct {
+	root, runRoot, driver string
+	debug                 bool
+	stdout, stderr        io.Writer
+}
+
+func (g *globals) engine() (*engine.Engine, error) {
+	log := slog.New(slog.DiscardHandler)
+	if g.debug {
+		log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return engine.New(engine.Config{Root: g.root, RunRoot: g.runRoot, StorageDriver: g.driver, Log: log})
+}
+
+// statusError carries an exit status other than 1 out of a command.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e statusError) Error() string { return e.err.Error() }
+func (e statusError) Unwrap() error { return e.err }
+
+// Main runs the command line args (without the program name) and returns
+// the exit status: 0, the container's for run-like commands, 125 when
+// berth itself failed to run one, 1 for any other failure — docker's.
+func Main(ctx context.Context, args []string) int {
+	return run(ctx, args, os.Stdout, os.Stderr)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var se statusError
+	code := 1
+	if errors.As(err, &se) {
+		code = se.code
+	}
+	fmt.Fprintln(g.stderr, "Error response from daemon:", err)
+	return code
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "berth [OPTIONS] COMMAND",
+		Short:         "A container engine",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&g.root, "root", engine.DefaultRoot, "Root directory of persistent berth state")
+	f.StringVar(&g.runRoot, "runroot", engine.DefaultRunRoot, "Root directory of berth state that a reboot clears")
+	f.StringVar(&g.driver, "storage-driver", "overlay", "Storage driver: overlay or vfs")
+	f.BoolVarP(&g.debug, "debug", "D", false, "Enable debug output")
+	image := &cobra.Command{Use: "image", Short: "Manage images"}
+	image.AddCommand(pullCmd(g))
+	root.AddCommand(pullCmd(g), image)
+	return root
+}

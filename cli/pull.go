@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/image"
+	"github.com/berth-dev/berth/ref"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+)
+
+func pullCmd(g *globals) *cobra.Command {
+	var quiet bool
+	var platform string
+	cmd := &cobra.Command{
+		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
+		Short: "Download an image from a registry",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var p *ocispec.Platform
+			if platform != "" {
+				pl, err := image.ParsePlatform(platform)
+				if err != nil {
+					return err
+				}
+				p = &pl
+			}
+			r, err := ref.Parse(args[0])
+			if err != nil {
+				return err
+			}
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			out := cmd.OutOrStdout()
+			var mu sync.Mutex
+			o := engine.PullOptions{Platform: p}
+			if !quiet {
+				if r.Tag() == "latest" && !hasTag(args[0]) {
+					fmt.Fprintln(out, "Using default tag: latest")
+				}
+				tag := r.Tag()
+				if r.IsDigested() {
+					tag = r.Digest().String()
+				}
+				fmt.Fprintf(out, "%s: Pulling from %s\n", tag, familiarPath(r))
+				o.Progress = func(p engine.Progress) {
+					mu.Lock()
+					defer mu.Unlock()
+					fmt.Fprintf(out, "%s: %s\n", p.ID, p.Status)
+				}
+			}
+			res, err := e.Pull(cmd.Context(), args[0], o)
+			if err != nil {
+				return err
+			}
+			if !quiet {
+				fmt.Fprintf(out, "Digest: %s\n", res.Image.Target.Digest)
+				if res.Downloaded {
+					fmt.Fprintf(out, "Status: Downloaded newer image for %s\n", r.Familiar())
+				} else {
+					fmt.Fprintf(out, "Status: Image is up to date for %s\n", r.Familiar())
+				}
+			}
+			fmt.Fprintln(out, r.String())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Suppress verbose output")
+	cmd.Flags().StringVar(&platform, "platform", "", "Set platform if server is multi-platform capable")
+	cmd.Flags().BoolP("all-tags", "a", false, "Download all tagged images in the repository (not supported)")
+	return cmd
+}
+
+// hasTag reports whether the user wrote a tag or digest.
+func hasTag(s string) bool {
+	for i := len(s) - 1; i >= 0; i-- {
+		switch s[i] {
+		case ':', '@':
+			return true
+		case '/':
+			return false
+		}
+	}
+	return false
+}
+
+// familiarPath is the repository as docker pull names it: "library/busybox".
+func familiarPath(r ref.Reference) string {
+	if r.Domain() == "docker.io" {
+		return r.Path()
+	}
+	return r.Domain() + "/" + r.Path()
+}
