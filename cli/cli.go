@@ -80,8 +80,8 @@ func newRoot(g *globals) *cobra.Command {
 	f.BoolVarP(&g.debug, "debug", "D", false, "Enable debug output")
 	image := &cobra.Command{Use: "image", Short: "Manage images"}
 	image.AddCommand(pullCmd(g))
-	image.AddCommand(pushCmd(g))
-	root.AddCommand(pushCmd(g))
+	image.AddCommand(pushCmd(g), saveCmd(g), loadCmd(g))
+	root.AddCommand(pushCmd(g), saveCmd(g), loadCmd(g))
 	root.AddCommand(pullCmd(g), image)
 	return root
 }
