@@ -80,8 +80,10 @@ func newRoot(g *globals) *cobra.Command {
 	f.BoolVarP(&g.debug, "debug", "D", false, "Enable debug output")
 	image := &cobra.Command{Use: "image", Short: "Manage images"}
 	image.AddCommand(pullCmd(g))
-	image.AddCommand(pushCmd(g), saveCmd(g), loadCmd(g))
-	root.AddCommand(pushCmd(g), saveCmd(g), loadCmd(g))
+	image.AddCommand(imagesCmd(g, "ls", "list"), rmiCmd(g, "rm", "remove"), inspectCmd(g, "inspect", "image"), tagCmd(g), historyCmd(g))
+	root.AddCommand(imagesCmd(g, "images"), rmiCmd(g, "rmi"), inspectCmd(g, "inspect", "object"), tagCmd(g), historyCmd(g))
+	image.AddCommand(pushCmd(g), saveCmd(g), loadCmd(g), importCmd(g))
+	root.AddCommand(pushCmd(g), saveCmd(g), loadCmd(g), importCmd(g))
 	root.AddCommand(pullCmd(g), image)
 	return root
 }

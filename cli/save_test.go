@@ -139,8 +139,12 @@ func TestLoadUmociLayout(t *testing.T) {
 		}
 	}
 	// The config umoci made is the image ID berth must load.
-	var idx struct{ Manifests []struct{ Digest digest.Digest } }
-	var m struct{ Config struct{ Digest digest.Digest } }
+	var idx struct {
+		Manifests []struct{ Digest digest.Digest }
+	}
+	var m struct {
+		Config struct{ Digest digest.Digest }
+	}
 	readJSON(t, filepath.Join(layout, "index.json"), &idx)
 	if len(idx.Manifests) != 1 {
 		t.Fatalf("umoci index: %+v", idx)
@@ -227,7 +231,7 @@ func TestLoadHostile(t *testing.T) {
 	cases := map[string]struct {
 		file, want string
 	}{
-		"dotdot": {edit(func(es []tarEnt) []tarEnt { return append(es, tarEnt{name: "../evil", body: "x"}) }), "leaves the archive"},
+		"dotdot":   {edit(func(es []tarEnt) []tarEnt { return append(es, tarEnt{name: "../evil", body: "x"}) }), "leaves the archive"},
 		"absolute": {edit(func(es []tarEnt) []tarEnt { return append(es, tarEnt{name: "/etc/evil", body: "x"}) }), "absolute path"},
 		"symlink out": {edit(func(es []tarEnt) []tarEnt {
 			return append(es, tarEnt{name: "blobs/link", body: "../../../etc/passwd", typ: tar.TypeSymlink})
@@ -251,8 +255,8 @@ func TestLoadHostile(t *testing.T) {
 			return es
 		}), "hashing to"},
 		"huge manifest.json": {mkTar(t, tarEnt{name: "manifest.json", body: "[" + strings.Repeat(" ", 5<<20) + "]"}), "more than"},
-		"not an image": {mkTar(t, tarEnt{name: "hello", body: "x"}), "unrecognized image format"},
-		"empty": {mkTar(t), "empty archive"},
+		"not an image":       {mkTar(t, tarEnt{name: "hello", body: "x"}), "unrecognized image format"},
+		"empty":              {mkTar(t), "empty archive"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
