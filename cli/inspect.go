@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/spf13/cobra"
+)
+
+// inspectCmd is `image inspect` and, with object "object", the top-level
+// `inspect`, which for now knows only images.
+func inspectCmd(g *globals, use, object string) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   use + " [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Display detailed information on one or more images",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := g.engine()
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			var found []any
+			var msgs []string
+			for _, a := range args {
+				img, err := e.InspectImage(cmd.Context(), a)
+				if errdefs.IsNotFound(err) {
+					msgs = append(msgs, fmt.Sprintf("No such %s: %s", object, a))
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				found = append(found, img)
+			}
+			out := cmd.OutOrStdout()
+			if format == "" || format == "json" {
+				raw, err := json.Marshal(found)
+				if err != nil {
+					return err
+				}
+				if len(found) == 0 {
+					raw = []byte("[]")
+				}
+				var buf bytes.Buffer
+				if err := json.Indent(&buf, raw, "", "    "); err != nil {
+					return err
+				}
+				buf.WriteByte('\n')
+				out.Write(buf.Bytes())
+			} else {
+				t, err := parseTemplate(format)
+				if err != nil {
+					return err
+				}
+				for _, v := range found {
+					var buf bytes.Buffer
+					if err := t.Execute(&buf, v); err != nil {
+						// Docker's fallback: the raw JSON, whose keys are
+						// the JSON names ({{.Id}}).
+						buf.Reset()
+						raw, err := rawJSON(v)
+						if err != nil {
+							return err
+						}
+						if err := t.Execute(&buf, raw); err != nil {
+							return fmt.Errorf("template: %v", err)
+						}
+					}
+					buf.WriteByte('\n')
+					out.Write(buf.Bytes())
+				}
+			}
+			if len(msgs) > 0 {
+				return errors.New(strings.Join(msgs, "\n"))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	return cmd
+}
+
+// rawJSON is v as generic JSON, numbers kept as written.
+func rawJSON(v any) (map[string]any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	return m, dec.Decode(&m)
+}
