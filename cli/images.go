@@ -127,6 +127,9 @@ func (f imageFilter) keep(s engine.ImageSummary, tagged bool) (bool, error) {
 		return false, nil
 	}
 	if len(f.references) > 0 {
+		if s.Ref.IsZero() {
+			return false, nil // docker: a reference filter never shows <none>
+		}
 		match := false
 		for _, p := range f.references {
 			ok, err := engine.MatchReference(p, s.Ref)
@@ -227,8 +230,12 @@ func imageRow(s engine.ImageSummary, noTrunc bool) map[string]string {
 	if !s.Created.IsZero() {
 		created = time.Unix(s.Created.Unix(), 0).String()
 	}
+	repo := "<none>"
+	if !s.Ref.IsZero() {
+		repo = s.Ref.FamiliarName()
+	}
 	return map[string]string{
-		"Repository": s.Ref.FamiliarName(), "Tag": "<none>", "ID": id, "Digest": "<none>",
+		"Repository": repo, "Tag": "<none>", "ID": id, "Digest": "<none>",
 		"CreatedSince": since(s.Created), "CreatedAt": created, "Size": size, "VirtualSize": size,
 		"Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A",
 	}

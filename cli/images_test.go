@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -388,5 +390,38 @@ func TestHistoryCommand(t *testing.T) {
 	}
 	if _, errs, code := berth(t, f.root, "history", "nosuch"); code != 1 || errs != "Error response from daemon: No such image: nosuch:latest\n" {
 		t.Errorf("history nosuch: exit %d, %q", code, errs)
+	}
+}
+
+func TestImagesDangling(t *testing.T) {
+	testenv.RequiresRoot(t)
+	root := t.TempDir()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o644, Size: 3, Typeflag: tar.TypeReg})
+	tw.Write([]byte("hi\n"))
+	tw.Close()
+	file := filepath.Join(t.TempDir(), "rootfs.tar")
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := berth(t, root, "import", file)
+	if code != 0 {
+		t.Fatalf("import: exit %d: %s", code, errs)
+	}
+	id := strings.TrimSpace(out)
+	out, _, _ = berth(t, root, "images")
+	if ls := lines(out); len(ls) != 2 || !strings.HasPrefix(ls[1], "<none>       <none>    "+shortHex(id)+"   ") {
+		t.Errorf("images with a dangling image:\n%s", out)
+	}
+	if out, _, _ := berth(t, root, "images", "-q", "-f", "dangling=true"); out != shortHex(id)+"\n" {
+		t.Errorf("images -f dangling=true = %q", out)
+	}
+	if out, _, _ := berth(t, root, "images", "-q", "-f", "dangling=false"); out != "" {
+		t.Errorf("images -f dangling=false = %q", out)
+	}
+	out, errs, code = berth(t, root, "rmi", shortHex(id))
+	if code != 0 || !strings.HasPrefix(out, "Deleted: "+id+"\nDeleted: sha256:") || len(lines(out)) != 2 {
+		t.Errorf("rmi of a dangling image: exit %d %q %s, want the image and its layer deleted, nothing untagged", code, out, errs)
 	}
 }

@@ -46,10 +46,12 @@ func (e *Engine) ListImages(ctx context.Context) ([]ImageSummary, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		r, err := ref.Parse(rec.Name)
-		if err != nil {
-			e.log.WarnContext(ctx, "skip image with a bad name", "name", rec.Name, "err", err)
-			continue
+		var r ref.Reference // zero for a dangling image, recorded under its ID
+		if !Dangling(rec) {
+			if r, err = ref.Parse(rec.Name); err != nil {
+				e.log.WarnContext(ctx, "skip image with a bad name", "name", rec.Name, "err", err)
+				continue
+			}
 		}
 		img, err := e.ResolveImage(ctx, rec)
 		if err != nil {
@@ -65,7 +67,7 @@ func (e *Engine) ListImages(ctx context.Context) ([]ImageSummary, error) {
 		if img.ConfigFile.Created != nil {
 			s.Created = *img.ConfigFile.Created
 		}
-		if _, tagged := rec.Labels[labelTagged]; !tagged {
+		if _, tagged := rec.Labels[labelTagged]; !tagged && !r.IsZero() {
 			s.Digest = rec.Target.Digest
 		}
 		out = append(out, s)
@@ -77,6 +79,13 @@ func (e *Engine) ListImages(ctx context.Context) ([]ImageSummary, error) {
 		return out[i].Record.Name < out[j].Record.Name
 	})
 	return out, nil
+}
+
+// Dangling reports whether rec is an image without a name, recorded
+// under its ID (as import and load leave one): docker's <none>:<none>.
+func Dangling(rec meta.Image) bool {
+	d, err := digest.Parse(rec.Name)
+	return err == nil && d == rec.Config
 }
 
 // records lists every image record.

@@ -115,7 +115,7 @@ func (e *Engine) InspectImage(ctx context.Context, name string) (ImageInspect, e
 	digests := map[string]bool{}
 	for _, r := range sameImage(recs, rec.Config) {
 		p, err := ref.Parse(r.Name)
-		if err != nil {
+		if err != nil || Dangling(r) {
 			continue
 		}
 		if p.Tag() != "" && !p.IsDigested() {
@@ -247,7 +247,7 @@ func (e *Engine) History(ctx context.Context, name string) ([]HistoryItem, error
 			return nil, err
 		}
 		for _, r := range sameImage(recs, rec.Config) {
-			if p, err := ref.Parse(r.Name); err == nil && p.Tag() != "" && !p.IsDigested() {
+			if p, err := ref.Parse(r.Name); err == nil && !Dangling(r) && p.Tag() != "" && !p.IsDigested() {
 				out[0].Tags = append(out[0].Tags, p.Familiar())
 			}
 		}

@@ -75,7 +75,7 @@ func (e *Engine) RemoveImage(ctx context.Context, name string, force bool) ([]Im
 				}
 				for _, n := range names {
 					drop = append(drop, n)
-					if r, err := ref.Parse(n.Name); err == nil && !r.IsDigested() {
+					if r, err := ref.Parse(n.Name); err == nil && !r.IsDigested() && !Dangling(n) {
 						drop = append(drop, digestNames(names, n, r)...)
 					}
 				}
@@ -91,7 +91,9 @@ func (e *Engine) RemoveImage(ctx context.Context, name string, force bool) ([]Im
 						return err
 					}
 				}
-				items = append(items, ImageDeleteItem{Untagged: familiar(d.Name)})
+				if !Dangling(d) {
+					items = append(items, ImageDeleteItem{Untagged: familiar(d.Name)})
+				}
 			}
 			return nil
 		})
@@ -119,6 +121,9 @@ func (e *Engine) RemoveImage(ctx context.Context, name string, force bool) ([]Im
 
 // byName reports whether arg named rec (rather than its ID).
 func byName(arg string, rec meta.Image) bool {
+	if Dangling(rec) {
+		return false
+	}
 	r, err := ref.Parse(arg)
 	if err != nil {
 		return false
@@ -142,6 +147,9 @@ func sameImage(recs []meta.Image, id digest.Digest) []meta.Image {
 func singleReference(names []meta.Image) bool {
 	tags, repo := 0, ""
 	for _, n := range names {
+		if Dangling(n) {
+			continue
+		}
 		r, err := ref.Parse(n.Name)
 		if err != nil {
 			return false
@@ -164,6 +172,9 @@ func singleReference(names []meta.Image) bool {
 // keeps beside it (returned with an empty Target: a line to print).
 func untagged(names []meta.Image, rec meta.Image) []meta.Image {
 	out := []meta.Image{rec}
+	if Dangling(rec) {
+		return out
+	}
 	r, err := ref.Parse(rec.Name)
 	if err != nil || r.IsDigested() {
 		return out
