@@ -28,7 +28,7 @@ func (g *globals) engine() (*engine.Engine, error) {
 	if g.debug {
 		log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return engine.New(engine.Config{Root: g.root, RunRoot: g.runRoot, StorageDriver: g.driver, Log: log})
+	return engine.New(engine.Config{Root: g.root, RunRoot: g.runRoot, StorageDriver: g.driver, Log: log, Registry: registryOptions()})
 }
 
 // statusError carries an exit status other than 1 out of a command.
@@ -83,7 +83,7 @@ func newRoot(g *globals) *cobra.Command {
 	image.AddCommand(imagesCmd(g, "ls", "list"), rmiCmd(g, "rm", "remove"), inspectCmd(g, "inspect", "image"), tagCmd(g), historyCmd(g))
 	root.AddCommand(imagesCmd(g, "images"), rmiCmd(g, "rmi"), inspectCmd(g, "inspect", "object"), tagCmd(g), historyCmd(g))
 	image.AddCommand(pushCmd(g), saveCmd(g), loadCmd(g), importCmd(g))
-	root.AddCommand(pushCmd(g), saveCmd(g), loadCmd(g), importCmd(g))
+	root.AddCommand(pushCmd(g), saveCmd(g), loadCmd(g), importCmd(g), loginCmd(g), logoutCmd(g))
 	root.AddCommand(pullCmd(g), image)
 	return root
 }

@@ -25,17 +25,6 @@ func registryOptions() []registry.Option {
 	return nil
 }
 
-// registryEngine is g.engine() with the registry options of the
-// environment, for the commands that talk to registries.
-func (g *globals) registryEngine() (*engine.Engine, error) {
-	e, err := g.engine()
-	if err != nil || len(registryOptions()) == 0 {
-		return e, err
-	}
-	e.Close()
-	return engine.New(engine.Config{Root: g.root, RunRoot: g.runRoot, StorageDriver: g.driver, Registry: registryOptions()})
-}
-
 func pushCmd(g *globals) *cobra.Command {
 	var quiet bool
 	cmd := &cobra.Command{
@@ -47,7 +36,7 @@ func pushCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := g.registryEngine()
+			e, err := g.engine()
 			if err != nil {
 				return err
 			}
