@@ -16,10 +16,11 @@ type Naive struct {
 
 var _ Snapshotter = (*Naive)(nil)
 
-// NewNaive opens (or creates) a copying snapshotter at root.
-func NewNaive(root string) (*Naive, error) {
+// NewNaive opens (or creates) a copying snapshotter at root. It is safe to
+// use from many processes at once (see the package doc).
+func NewNaive(root string, opts ...Option) (*Naive, error) {
 	n := &Naive{}
-	s, err := openStore(root, n)
+	s, err := openStore(root, n, opts)
 	if err != nil {
 		return nil, err
 	}

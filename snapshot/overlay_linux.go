@@ -26,17 +26,18 @@ var _ Snapshotter = (*Overlay)(nil)
 
 // NewOverlay opens (or creates) an overlay snapshotter at root. It fails
 // with errdefs.ErrNotImplemented where overlayfs cannot work on root: no
-// overlay filesystem, or a backing filesystem without d_type.
-func NewOverlay(root string) (*Overlay, error) {
+// overlay filesystem, or a backing filesystem without d_type. It is safe to
+// use from many processes at once (see the package doc).
+func NewOverlay(root string, opts ...Option) (*Overlay, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("overlay snapshotter: %w", err)
 	}
-	opts, err := probeOverlay(root)
+	kopts, err := probeOverlay(root)
 	if err != nil {
 		return nil, fmt.Errorf("overlay snapshotter on %s: %w", root, err)
 	}
-	o := &Overlay{options: opts}
-	s, err := openStore(root, o)
+	o := &Overlay{options: kopts}
+	s, err := openStore(root, o, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -30,8 +30,42 @@
 //	<root>/snapshots/new-*       a snapshot being built; renamed to <id>
 //	<root>/snapshots/rm-*        a snapshot being removed
 //
-// Opening a snapshotter removes new-* and rm-* directories and any <id>
-// directory that the metadata does not know: what a crash left behind.
+// # Many processes
+//
+// berth has no daemon: every command opens the snapshotter on the same root,
+// and several may run at once. bbolt locks its file with flock(2) for as long
+// as it is open (exclusive for writers, shared for readers), so the
+// snapshotter keeps nothing open between calls:
+//
+//   - every call opens metadata.db for one short transaction and closes it,
+//     waiting for the lock up to the timeout (WithTimeout, DefaultTimeout);
+//     a call that cannot have it in time fails with errdefs.ErrUnavailable
+//     naming the file. Goroutines of one process queue in the process.
+//   - no transaction spans file work. A snapshot is built (the naive driver
+//     copies its parent's tree) in a new-* directory outside any
+//     transaction; one short transaction then checks again that the key is
+//     free and the parent unchanged, records it and renames new-* to <id>.
+//     Of two processes preparing the same key one wins and the other gets
+//     errdefs.ErrAlreadyExists, its new-* removed; of two committing the
+//     same name, the loser gets ErrAlreadyExists and keeps its active
+//     snapshot, to remove or commit elsewhere. A parent removed while its
+//     child was being built fails the child with ErrNotFound (ErrConflict if
+//     a new one took its name): Remove checks for children in the same
+//     transaction that deletes the record and renames <id> to rm-<id>, and
+//     deletes the files after it. Commit measures usage before its
+//     transaction.
+//   - a new-* being built and an <id> being removed carry an flock(2) of
+//     their own, held by the process doing the work and dropped by the
+//     kernel when it dies. Opening a snapshotter removes the new-* and rm-*
+//     directories, and any <id> directory that the metadata does not know,
+//     whose lock it can take: what a crash left behind. Another live
+//     process's work in progress is locked, and stays. (A lock, not an age:
+//     a copy may take longer than any grace period, and a crash's leftovers
+//     go at the next open, not a minute later.) The builder locks new-*
+//     right after making it and, should a cleanup have removed it in that
+//     instant, makes another.
+//
+// Close ends a snapshotter's use; there is nothing to release.
 //
 // # Metadata schema (bbolt)
 //
@@ -108,6 +142,8 @@ type Snapshotter interface {
 	// live (the overlay upper dir, or the naive driver's copy), so that a
 	// layer can be applied straight into it without mounting anything.
 	UpperDir(ctx context.Context, key string) (string, error)
-	// Close releases the metadata database.
+	// Close ends the use of the snapshotter: later calls fail. No call keeps
+	// the metadata database open, so there is nothing else to release;
+	// closing twice is harmless.
 	Close() error
 }

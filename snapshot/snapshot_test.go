@@ -8,8 +8,8 @@ import (
 )
 
 func TestOverlay(t *testing.T) {
-	snapshottest.Suite(t, "overlay", func(t *testing.T, root string) snapshot.Snapshotter {
-		s, err := snapshot.NewOverlay(root)
+	snapshottest.Suite(t, "overlay", func(t *testing.T, root string, opts ...snapshot.Option) snapshot.Snapshotter {
+		s, err := snapshot.NewOverlay(root, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -19,8 +19,8 @@ func TestOverlay(t *testing.T) {
 }
 
 func TestNaive(t *testing.T) {
-	snapshottest.Suite(t, "naive", func(t *testing.T, root string) snapshot.Snapshotter {
-		s, err := snapshot.NewNaive(root)
+	snapshottest.Suite(t, "naive", func(t *testing.T, root string, opts ...snapshot.Option) snapshot.Snapshotter {
+		s, err := snapshot.NewNaive(root, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}

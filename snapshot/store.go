@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -41,78 +42,11 @@ type backend interface {
 	mounts(id uint64, kind Kind, parents []string) []mount.Mount
 }
 
-// store is the driver-independent half of a snapshotter: the metadata
-// database and the snapshot directories.
-type store struct {
-	root    string
-	db      *bolt.DB
-	backend backend
-}
-
-func openStore(root string, b backend) (*store, error) {
-	if err := os.MkdirAll(filepath.Join(root, "snapshots"), 0o700); err != nil {
-		return nil, fmt.Errorf("open snapshots %s: %w", root, err)
-	}
-	db, err := bolt.Open(filepath.Join(root, "metadata.db"), 0o600, &bolt.Options{Timeout: 10 * time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("open snapshots %s: %w", root, err)
-	}
-	s := &store{root: root, db: db, backend: b}
-	err = db.Update(func(tx *bolt.Tx) error {
-		v1, err := tx.CreateBucketIfNotExists([]byte(bucketV1))
-		if err != nil {
-			return err
-		}
-		_, err = v1.CreateBucketIfNotExists([]byte(bucketSnapshots))
-		return err
-	})
-	if err == nil {
-		err = s.cleanup()
-	}
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open snapshots %s: %w", root, err)
-	}
-	return s, nil
-}
-
 func (s *store) dir(id uint64) string {
 	return filepath.Join(s.root, "snapshots", strconv.FormatUint(id, 10))
 }
 
 func (s *store) fsDir(id uint64) string { return filepath.Join(s.dir(id), "fs") }
-
-// cleanup removes the directories a crash left behind.
-func (s *store) cleanup() error {
-	known := map[string]bool{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return snapshots(tx).ForEach(func(k, v []byte) error {
-			var r record
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("snapshot %s: %w", k, err)
-			}
-			known[strconv.FormatUint(r.ID, 10)] = true
-			return nil
-		})
-	})
-	if err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(filepath.Join(s.root, "snapshots"))
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if known[e.Name()] {
-			continue
-		}
-		p := filepath.Join(s.root, "snapshots", e.Name())
-		if err := os.RemoveAll(p); err != nil {
-			return fmt.Errorf("clean up %s: %w", p, err)
-		}
-	}
-	return nil
-}
 
 func snapshots(tx *bolt.Tx) *bolt.Bucket {
 	return tx.Bucket([]byte(bucketV1)).Bucket([]byte(bucketSnapshots))
@@ -123,9 +57,13 @@ func get(tx *bolt.Tx, key string) (record, error) {
 	if v == nil {
 		return record{}, fmt.Errorf("snapshot %s: %w", key, errdefs.ErrNotFound)
 	}
+	return decode([]byte(key), v)
+}
+
+func decode(k, v []byte) (record, error) {
 	var r record
 	if err := json.Unmarshal(v, &r); err != nil {
-		return record{}, fmt.Errorf("snapshot %s: %w", key, err)
+		return record{}, fmt.Errorf("snapshot %s: bad record: %w: %w", k, err, errdefs.ErrFailedPrecondition)
 	}
 	return r, nil
 }
@@ -163,15 +101,17 @@ func (s *store) fsDirs(ids []uint64) []string {
 	return dirs
 }
 
-// create makes a new snapshot: it is built under new-* and renamed into
-// place inside the transaction that records it, so that a crash leaves
-// either nothing or a directory that cleanup removes.
+// create makes a new snapshot. Its directory is built under a locked new-*
+// outside any transaction (the naive driver copies the parent's whole tree
+// there), then renamed to <id> inside the short transaction that records
+// it. A crash leaves either nothing or a directory that cleanup removes; a
+// process that loses a race for key removes its own new-*.
 func (s *store) create(ctx context.Context, kind Kind, key, parent string) (_ []mount.Mount, err error) {
 	if key == "" {
 		return nil, fmt.Errorf("create snapshot: empty key: %w", errdefs.ErrInvalidArgument)
 	}
 	var parents []uint64
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(ctx, func(tx *bolt.Tx) error {
 		if snapshots(tx).Get([]byte(key)) != nil {
 			return fmt.Errorf("snapshot %s: %w", key, errdefs.ErrAlreadyExists)
 		}
@@ -179,15 +119,20 @@ func (s *store) create(ctx context.Context, kind Kind, key, parent string) (_ []
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("create snapshot %s: %w", key, err)
 	}
-	tmp, err := os.MkdirTemp(filepath.Join(s.root, "snapshots"), "new-")
+	tmp, lock, err := s.newBuildDir()
 	if err != nil {
 		return nil, fmt.Errorf("create snapshot %s: %w", key, err)
 	}
+	defer lock.unlock()
+	renamed := uint64(0)
 	defer func() {
 		if err != nil {
 			os.RemoveAll(tmp)
+			if renamed != 0 { // renamed, but the transaction did not commit
+				os.RemoveAll(s.dir(renamed))
+			}
 		}
 	}()
 	if err := os.Mkdir(filepath.Join(tmp, "fs"), 0o755); err != nil {
@@ -197,7 +142,7 @@ func (s *store) create(ctx context.Context, kind Kind, key, parent string) (_ []
 		return nil, fmt.Errorf("create snapshot %s: %w", key, err)
 	}
 	var id uint64
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx *bolt.Tx) error {
 		if snapshots(tx).Get([]byte(key)) != nil {
 			return fmt.Errorf("snapshot %s: %w", key, errdefs.ErrAlreadyExists)
 		}
@@ -215,7 +160,11 @@ func (s *store) create(ctx context.Context, kind Kind, key, parent string) (_ []
 		if err := put(tx, key, r); err != nil {
 			return err
 		}
-		return os.Rename(tmp, s.dir(id))
+		if err := os.Rename(tmp, s.dir(id)); err != nil {
+			return err
+		}
+		renamed = id
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create snapshot %s: %w", key, err)
@@ -237,7 +186,7 @@ func (s *store) View(ctx context.Context, key, parent string) ([]mount.Mount, er
 func (s *store) Mounts(ctx context.Context, key string) ([]mount.Mount, error) {
 	var r record
 	var parents []uint64
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
 		if r, err = get(tx, key); err != nil {
 			return err
 		}
@@ -256,7 +205,7 @@ func (s *store) Mounts(ctx context.Context, key string) ([]mount.Mount, error) {
 // Stat describes the snapshot key.
 func (s *store) Stat(ctx context.Context, key string) (Info, error) {
 	var r record
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
 		r, err = get(tx, key)
 		return err
 	})
@@ -276,7 +225,7 @@ func (s *store) Commit(ctx context.Context, name, key string) error {
 		return fmt.Errorf("commit %s: empty name: %w", key, errdefs.ErrInvalidArgument)
 	}
 	var r record
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
 		r, err = get(tx, key)
 		return err
 	})
@@ -287,7 +236,7 @@ func (s *store) Commit(ctx context.Context, name, key string) error {
 	if err != nil {
 		return fmt.Errorf("commit %s: %w", key, err)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx *bolt.Tx) error {
 		r, err := get(tx, key)
 		if err != nil {
 			return err
@@ -311,16 +260,38 @@ func (s *store) Commit(ctx context.Context, name, key string) error {
 }
 
 // Remove deletes the snapshot key unless it is another snapshot's parent.
-func (s *store) Remove(ctx context.Context, key string) error {
-	var rm string
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		r, err := get(tx, key)
+// The record goes and the directory is renamed to rm-<id> in one short
+// transaction; the files are deleted after it, under the directory's lock,
+// so that cleanup in another process leaves them to us.
+func (s *store) Remove(ctx context.Context, key string) (err error) {
+	var r record
+	err = s.view(ctx, func(tx *bolt.Tx) (err error) {
+		r, err = get(tx, key)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("remove snapshot %s: %w", key, err)
+	}
+	lock, err := s.waitLockDir(ctx, s.dir(r.ID))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove snapshot %s: %w", key, err)
+	}
+	if lock != nil {
+		defer lock.unlock()
+	}
+	rm := filepath.Join(s.root, "snapshots", "rm-"+strconv.FormatUint(r.ID, 10))
+	renamed := false
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		again, err := get(tx, key)
 		if err != nil {
 			return err
 		}
+		if again.ID != r.ID {
+			return fmt.Errorf("snapshot %s was replaced meanwhile: %w", key, errdefs.ErrConflict)
+		}
 		err = snapshots(tx).ForEach(func(k, v []byte) error {
-			var c record
-			if err := json.Unmarshal(v, &c); err != nil {
+			c, err := decode(k, v)
+			if err != nil {
 				return err
 			}
 			if c.Parent == key {
@@ -334,11 +305,23 @@ func (s *store) Remove(ctx context.Context, key string) error {
 		if err := snapshots(tx).Delete([]byte(key)); err != nil {
 			return err
 		}
-		rm = filepath.Join(s.root, "snapshots", "rm-"+strconv.FormatUint(r.ID, 10))
-		return os.Rename(s.dir(r.ID), rm)
+		if lock == nil {
+			return nil // its directory was lost already; drop the record
+		}
+		if err := os.Rename(s.dir(r.ID), rm); err != nil {
+			return err
+		}
+		renamed = true
+		return nil
 	})
 	if err != nil {
+		if renamed { // the transaction did not commit: put the directory back
+			os.Rename(rm, s.dir(r.ID))
+		}
 		return fmt.Errorf("remove snapshot %s: %w", key, err)
+	}
+	if !renamed {
+		return nil
 	}
 	// Committed: the snapshot is gone. A failure here leaves an rm-* dir
 	// that the next open removes.
@@ -352,11 +335,11 @@ func (s *store) Remove(ctx context.Context, key string) error {
 // back into the snapshotter.
 func (s *store) Walk(ctx context.Context, fn func(Info) error) error {
 	var infos []Info
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		return snapshots(tx).ForEach(func(k, v []byte) error {
-			var r record
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("snapshot %s: %w", k, err)
+			r, err := decode(k, v)
+			if err != nil {
+				return err
 			}
 			infos = append(infos, r.info(string(k)))
 			return nil
@@ -380,7 +363,7 @@ func (s *store) Walk(ctx context.Context, fn func(Info) error) error {
 // commit for a committed snapshot, now for the others.
 func (s *store) Usage(ctx context.Context, key string) (int64, error) {
 	var r record
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
 		r, err = get(tx, key)
 		return err
 	})
@@ -396,7 +379,7 @@ func (s *store) Usage(ctx context.Context, key string) (int64, error) {
 // UpperDir returns where the active snapshot key's changes live.
 func (s *store) UpperDir(ctx context.Context, key string) (string, error) {
 	var r record
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
 		r, err = get(tx, key)
 		return err
 	})
@@ -408,9 +391,6 @@ func (s *store) UpperDir(ctx context.Context, key string) (string, error) {
 	}
 	return s.fsDir(r.ID), nil
 }
-
-// Close releases the metadata database.
-func (s *store) Close() error { return s.db.Close() }
 
 // diskUsage sums the blocks of the files under dir, counting each inode once.
 func diskUsage(ctx context.Context, dir string) (int64, error) {

@@ -18,9 +18,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// New opens a snapshotter of the implementation under test at root. The
-// suite calls it again on the same root to test reopening.
-type New func(t *testing.T, root string) snapshot.Snapshotter
+// New opens a snapshotter of the implementation under test at root, passing
+// opts on to it. The suite calls it again on the same root to test
+// reopening, and in child processes to test sharing a root.
+type New func(t *testing.T, root string, opts ...snapshot.Option) snapshot.Snapshotter
 
 // Suite runs the conformance tests against the implementation that open
 // makes, as subtests named after name.
@@ -40,9 +41,17 @@ func Suite(t *testing.T, name string, open New) {
 		{"UpperDir", testUpperDir},
 		{"Reopen", testReopen},
 		{"CrashedPrepare", testCrashedPrepare},
+		{"MultiProcess", testMultiProcess},
+		{"LockWait", testLockWait},
 	}
 	for _, tt := range tests {
-		t.Run(name+"/"+tt.name, func(t *testing.T) { tt.fn(t, t.TempDir(), open) })
+		t.Run(name+"/"+tt.name, func(t *testing.T) {
+			if os.Getenv(envRole) != "" {
+				child(t, open) // re-executed by testMultiProcess or testLockWait
+				return
+			}
+			tt.fn(t, t.TempDir(), open)
+		})
 	}
 }
 
