@@ -83,6 +83,7 @@ func newRoot(g *globals) *cobra.Command {
 	image.AddCommand(imagesCmd(g, "ls", "list"), rmiCmd(g, "rm", "remove"), inspectCmd(g, "inspect", "image"), tagCmd(g), historyCmd(g))
 	root.AddCommand(imagesCmd(g, "images"), rmiCmd(g, "rmi"), inspectCmd(g, "inspect", "object"), tagCmd(g), historyCmd(g))
 	image.AddCommand(pushCmd(g), saveCmd(g), loadCmd(g), importCmd(g))
+	image.AddCommand(imagePruneCmd(g))
 	root.AddCommand(pushCmd(g), saveCmd(g), loadCmd(g), importCmd(g), loginCmd(g), logoutCmd(g))
 	root.AddCommand(pullCmd(g), image)
 	return root
