@@ -48,9 +48,14 @@ func pullCmd(g *globals) *cobra.Command {
 					tag = r.Digest().String()
 				}
 				fmt.Fprintf(out, "%s: Pulling from %s\n", tag, familiarPath(r))
+				last := map[string]string{}
 				o.Progress = func(p engine.Progress) {
 					mu.Lock()
 					defer mu.Unlock()
+					if last[p.ID] == p.Status {
+						return // a byte count: plain output shows steps only
+					}
+					last[p.ID] = p.Status
 					fmt.Fprintf(out, "%s: %s\n", p.ID, p.Status)
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -30,6 +31,11 @@ type PullOptions struct {
 type Progress struct {
 	ID     string // the layer's short digest, as docker pull prints it
 	Status string // "Pulling fs layer", "Downloading", "Download complete", "Extracting", "Pull complete", "Already exists"
+	// Current and Total count the layer's compressed bytes while Status
+	// is "Downloading" or "Extracting" (both 0 otherwise). Such byte
+	// updates repeat the status, at most about ten times a second per
+	// layer; a renderer that prints lines prints only changes of Status.
+	Current, Total int64
 }
 
 // PullResult is what a pull stored.
@@ -182,30 +188,59 @@ func nextManifest(desc ocispec.Descriptor, data []byte, platform ocispec.Platfor
 	return next, err == nil, err
 }
 
+// layerFetch is how the unpacker learns about one layer's download.
+type layerFetch struct {
+	// stream receives one value once the download has opened its ingest:
+	// the pipe to unpack from as the bytes arrive, or nil when the layer is
+	// to be unpacked from the content store after its download.
+	stream chan *io.PipeReader
+	// done receives the download's outcome (nil for a layer not fetched).
+	done chan error
+}
+
 // fetchAndUnpack downloads the layers the store lacks, a few at a time,
-// and unpacks each into its snapshot as soon as it and every layer below
-// it are in. It reports whether it downloaded anything.
+// and unpacks each into its snapshot as soon as the layers beneath it are
+// in. It reports whether it downloaded anything.
+//
+// Streaming: when a download starts (it holds a download slot and has
+// opened its ingest) while the unpacker is waiting for that very layer,
+// the HTTP stream is teed into the content writer and into an io.Pipe the
+// unpacker decompresses and applies as the bytes arrive, so the layer is
+// unpacked as it downloads. Layers further up download into the store in
+// parallel and are unpacked from it when their turn comes; one whose turn
+// comes while it is still downloading waits for its download (the bytes
+// already written are in the ingest only, which the pipe cannot replay).
+// A resumed ingest still streams: the registry sends the blob from its
+// start, and the prefix the ingest already holds goes to the unpacker only.
+//
+// If the unpack side fails, the pipe is closed, the download detaches
+// from it and the pull is cancelled: the ingest is kept for the next pull
+// and the half-unpacked snapshot removed. If the download fails, the pipe
+// fails the unpack with the download's error, with the same outcome.
 func (e *Engine) fetchAndUnpack(ctx context.Context, r ref.Reference, img image.Image, progress func(Progress)) (bool, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	n := len(img.Layers)
-	done := make([]chan error, n) // closed (after one send) when layer i's blob is in
+	ls := make([]layerFetch, n)
 	needed := make([]bool, n)
 	var fetched bool
+	var mu sync.Mutex
+	want := -1 // the layer the unpacker waits for; guarded by mu
 	for i, l := range img.Layers {
-		done[i] = make(chan error, 1)
+		ls[i] = layerFetch{stream: make(chan *io.PipeReader, 1), done: make(chan error, 1)}
 		if e.hasSnapshot(ctx, img.ChainIDs[i]) {
 			progress(Progress{ID: short(l.Digest), Status: "Already exists"})
-			done[i] <- nil
+		} else if _, err := e.content.Info(ctx, l.Digest); err != nil {
+			needed[i] = true
+			if !fetched {
+				want = i
+			}
+			fetched = true
+			progress(Progress{ID: short(l.Digest), Status: "Pulling fs layer"})
 			continue
 		}
-		if _, err := e.content.Info(ctx, l.Digest); err == nil {
-			done[i] <- nil
-			continue
-		}
-		needed[i] = true
-		fetched = true
-		progress(Progress{ID: short(l.Digest), Status: "Pulling fs layer"})
+		ls[i].stream <- nil
+		ls[i].done <- nil
 	}
 	sem := make(chan struct{}, parallelDownloads)
 	var wg sync.WaitGroup
@@ -216,57 +251,192 @@ func (e *Engine) fetchAndUnpack(ctx context.Context, r ref.Reference, img image.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			decided := false
+			attach := func() *io.PipeWriter {
+				mu.Lock()
+				defer mu.Unlock()
+				decided = true
+				if want != i {
+					ls[i].stream <- nil
+					return nil
+				}
+				pr, pw := io.Pipe()
+				ls[i].stream <- pr
+				return pw
+			}
+			var err error
 			select {
 			case sem <- struct{}{}:
+				m := newMeter(short(l.Digest), "Downloading", l.Size, progress)
+				m.emit()
+				err = e.download(ctx, r, l, attach, m)
+				<-sem
 			case <-ctx.Done():
-				done[i] <- context.Cause(ctx)
-				return
+				err = context.Cause(ctx)
 			}
-			defer func() { <-sem }()
-			progress(Progress{ID: short(l.Digest), Status: "Downloading"})
-			err := e.download(ctx, r, l)
+			if !decided {
+				ls[i].stream <- nil
+			}
 			if err == nil {
-				progress(Progress{ID: short(l.Digest), Status: "Download complete"})
+				progress(Progress{ID: short(l.Digest), Status: "Download complete", Current: l.Size, Total: l.Size})
 			} else {
 				cancel(err)
 			}
-			done[i] <- err
+			ls[i].done <- err
 		}()
 	}
 	var unpackErr error
-	for i := 0; i < n && unpackErr == nil; i++ {
-		if err := <-done[i]; err != nil {
-			unpackErr = err
-			break
+	i := 0
+	for ; i < n && unpackErr == nil; i++ {
+		mu.Lock()
+		want = i
+		mu.Unlock()
+		unpackErr = e.unpackNext(ctx, img, i, ls[i], progress)
+		if unpackErr != nil {
+			cancel(unpackErr)
 		}
-		if e.hasSnapshot(ctx, img.ChainIDs[i]) {
-			continue
-		}
-		progress(Progress{ID: short(img.Layers[i].Digest), Status: "Extracting"})
-		if err := e.unpackLayer(ctx, img, i); err != nil {
-			unpackErr = err
-			cancel(err)
-			break
-		}
-		progress(Progress{ID: short(img.Layers[i].Digest), Status: "Pull complete"})
+	}
+	// Downloads still running after a failure may have opened a pipe to
+	// an unpacker that will never read it: close those so they finish.
+	for ; i < n; i++ {
+		lf := ls[i]
+		go func() {
+			if pr := <-lf.stream; pr != nil {
+				pr.CloseWithError(context.Cause(ctx))
+			}
+		}()
 	}
 	wg.Wait()
 	return fetched, unpackErr
 }
 
+// errUnpacked detaches a download from the pipe of an unpacker that has
+// read all it needs (or failed); the download goes on into the store.
+var errUnpacked = errors.New("unpacker detached")
+
+// unpackNext unpacks layer i once its download allows: from the pipe
+// its download streams into, or from the store after the download.
+func (e *Engine) unpackNext(ctx context.Context, img image.Image, i int, lf layerFetch, progress func(Progress)) error {
+	l := img.Layers[i]
+	pr := <-lf.stream
+	if pr == nil {
+		if err := <-lf.done; err != nil {
+			return err
+		}
+		if e.hasSnapshot(ctx, img.ChainIDs[i]) {
+			return nil
+		}
+		blob, err := e.content.Open(ctx, l.Digest)
+		if err != nil {
+			return err
+		}
+		defer blob.Close()
+		m := newMeter(short(l.Digest), "Extracting", l.Size, progress)
+		m.emit()
+		if err := e.unpackLayerFrom(ctx, img, i, m.reader(blob), nil); err != nil {
+			return err
+		}
+		progress(Progress{ID: short(l.Digest), Status: "Pull complete"})
+		return nil
+	}
+	// Streaming: the meter stays quiet while the download reports; once
+	// the download completes, what remains is reported as Extracting.
+	m := newMeter(short(l.Digest), "Extracting", l.Size, progress)
+	m.quiet = true
+	finish := func() error {
+		pr.CloseWithError(errUnpacked) // trailing bytes go to the store only
+		err := <-lf.done
+		if err == nil {
+			m.quiet = false
+			m.emit()
+		}
+		return err
+	}
+	if e.hasSnapshot(ctx, img.ChainIDs[i]) {
+		return finish()
+	}
+	err := e.unpackLayerFrom(ctx, img, i, m.reader(pr), finish)
+	if err != nil {
+		pr.CloseWithError(errUnpacked)
+		if ctx.Err() != nil {
+			// A failed download cancels the pull with its error: say that.
+			return context.Cause(ctx)
+		}
+		return err
+	}
+	progress(Progress{ID: short(l.Digest), Status: "Pull complete"})
+	return nil
+}
+
 // download stores one layer blob, resuming an ingest left by an
-// interrupted pull.
-func (e *Engine) download(ctx context.Context, r ref.Reference, l ocispec.Descriptor) error {
+// interrupted pull. attach is called once the ingest is open; when it
+// returns a pipe, every byte of the blob is also written to it, from the
+// first (a resumed ingest's prefix is read from the registry again), and
+// the pipe is closed with the download's outcome. A pipe whose reader has
+// gone is dropped; the download goes on.
+func (e *Engine) download(ctx context.Context, r ref.Reference, l ocispec.Descriptor, attach func() *io.PipeWriter, m *meter) (err error) {
+	w, err := e.content.Writer(ctx, l.Digest.String(), l)
+	if errdefs.IsAlreadyExists(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", short(l.Digest), err)
+	}
+	defer w.Close()
+	t := &tee{m: m}
+	if pw := attach(); pw != nil {
+		t.tap = pw
+		defer func() {
+			if err != nil {
+				pw.CloseWithError(err)
+			} else {
+				pw.Close()
+			}
+		}()
+	}
 	rc, err := e.registry.Fetch(ctx, r.String(), l)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	err = content.WriteBlob(ctx, e.content, l.Digest.String(), rc, l)
-	if err != nil && !errdefs.IsAlreadyExists(err) {
+	src := readerCtx(ctx, rc)
+	if off := w.Offset(); off > 0 {
+		// The ingest holds these bytes already: only the unpacker wants them.
+		if _, err := io.CopyN(t, src, off); err != nil {
+			return fmt.Errorf("layer %s: resume at %d: %w", short(l.Digest), off, err)
+		}
+	}
+	t.w = w
+	if _, err := io.Copy(t, src); err != nil {
+		return fmt.Errorf("layer %s: %w", short(l.Digest), err)
+	}
+	if err := w.Commit(ctx); err != nil && !errdefs.IsAlreadyExists(err) {
 		return fmt.Errorf("layer %s: %w", short(l.Digest), err)
 	}
 	return nil
+}
+
+// tee writes to the content writer w (when set) and to the unpacker's
+// pipe (while it reads), counting bytes on the meter.
+type tee struct {
+	w   io.Writer
+	tap *io.PipeWriter
+	m   *meter
+}
+
+func (t *tee) Write(p []byte) (int, error) {
+	if t.w != nil {
+		if n, err := t.w.Write(p); err != nil {
+			return n, err
+		}
+	}
+	if t.tap != nil {
+		if _, err := t.tap.Write(p); err != nil {
+			t.tap = nil // the unpacker is done or gone; the store still wants the bytes
+		}
+	}
+	t.m.add(len(p))
+	return len(p), nil
 }
 
 func (e *Engine) hasSnapshot(ctx context.Context, chain digest.Digest) bool {
@@ -274,10 +444,24 @@ func (e *Engine) hasSnapshot(ctx context.Context, chain digest.Digest) bool {
 	return err == nil
 }
 
-// unpackLayer applies layer i onto the snapshot of the layers beneath it
-// and commits the result under its chain ID, checking the uncompressed
-// bytes against the config's diff ID on the way.
-func (e *Engine) unpackLayer(ctx context.Context, img image.Image, i int) (err error) {
+// unpackLayer applies layer i, from its blob in the content store, onto
+// the snapshot of the layers beneath it and commits the result under its
+// chain ID, checking the uncompressed bytes against the config's diff ID
+// on the way.
+func (e *Engine) unpackLayer(ctx context.Context, img image.Image, i int) error {
+	blob, err := e.content.Open(ctx, img.Layers[i].Digest)
+	if err != nil {
+		return err
+	}
+	defer blob.Close()
+	return e.unpackLayerFrom(ctx, img, i, blob, nil)
+}
+
+// unpackLayerFrom is unpackLayer reading the compressed layer from src.
+// beforeCommit, if set, runs once the diff ID checks out and must succeed
+// for the snapshot to be committed (a streamed layer waits there for its
+// download). On any error the snapshot is removed.
+func (e *Engine) unpackLayerFrom(ctx context.Context, img image.Image, i int, src io.Reader, beforeCommit func() error) (err error) {
 	l := img.Layers[i]
 	parent := ""
 	if i > 0 {
@@ -296,12 +480,7 @@ func (e *Engine) unpackLayer(ctx context.Context, img image.Image, i int) (err e
 	if err != nil {
 		return err
 	}
-	blob, err := e.content.Open(ctx, l.Digest)
-	if err != nil {
-		return err
-	}
-	defer blob.Close()
-	plain, _, err := archive.DecompressStream(blob)
+	plain, _, err := archive.DecompressStream(src)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", short(l.Digest), err)
 	}
@@ -321,6 +500,11 @@ func (e *Engine) unpackLayer(ctx context.Context, img image.Image, i int) (err e
 	}
 	if got := verifier.Digest(); got != diffID {
 		return fmt.Errorf("layer %s unpacks to %s, but the image config says %s: %w", short(l.Digest), got, diffID, errdefs.ErrFailedPrecondition)
+	}
+	if beforeCommit != nil {
+		if err := beforeCommit(); err != nil {
+			return err
+		}
 	}
 	err = e.snapshots.Commit(ctx, img.ChainIDs[i].String(), key)
 	if errdefs.IsAlreadyExists(err) {
