@@ -1,0 +1,224 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/internal/testenv"
+	"github.com/berth-dev/berth/meta"
+	"golang.org/x/sys/unix"
+)
+
+// berthBin is the berth binary under test: $BERTH_BIN, else a fresh build
+// (as root only: the tests that run it need root).
+var berthBin string
+
+func TestMain(m *testing.M) {
+	berthBin = os.Getenv("BERTH_BIN")
+	tmp, err := os.MkdirTemp("", "berth-engine-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if berthBin == "" && os.Geteuid() == 0 {
+		build := exec.Command("make", "-s", "-C", "..", "berth", "BIN="+tmp)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build berth:", err)
+			os.Exit(1)
+		}
+		berthBin = filepath.Join(tmp, "berth")
+	}
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}
+
+// berthCmd is the berth binary on root.
+func berthCmd(t *testing.T, root string, args ...string) *exec.Cmd {
+	t.Helper()
+	if berthBin == "" {
+		t.Skip("no berth binary (needs root or $BERTH_BIN)")
+	}
+	return exec.Command(berthBin, append([]string{"--root", root, "--runroot", t.TempDir()}, args...)...)
+}
+
+// checkPulled checks that root holds name as MultiLayerImage, through a
+// view mount of its layers, and that GC leaves the store consistent and
+// the image whole.
+func checkPulled(t *testing.T, root, name string) {
+	t.Helper()
+	ctx := context.Background()
+	out, err := berthCmd(t, root, "images").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), strings.Split(name, ":v1")[0]) {
+		t.Fatalf("berth images: %v\n%s", err, out)
+	}
+	e, err := engine.New(engine.Config{Root: root, RunRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	want, absent := testenv.MultiLayerWant()
+	var paths []string
+	for p := range want {
+		paths = append(paths, p)
+	}
+	check := func(when string) {
+		rec, err := e.FindImage(ctx, name)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		img, err := e.ResolveImage(ctx, rec)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		got := viewFiles(t, e, engine.PullResult{Image: img}, append(paths, absent...))
+		for p, w := range want {
+			if got[p] != w {
+				t.Errorf("%s: %s = %q, want %q", when, p, got[p], w)
+			}
+		}
+		for _, p := range absent {
+			if _, ok := got[p]; ok {
+				t.Errorf("%s: %s exists", when, p)
+			}
+		}
+	}
+	check("after pull")
+	defer engine.SetGCGrace(0)() // no pull runs now
+	if _, err := e.GC(ctx); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	checkStore(t, e, root)
+	check("after GC")
+}
+
+// TestPullKilled kills `berth pull` with SIGKILL at random moments, on a
+// fresh root and on one shared by every round, and checks that the next
+// pull completes, images works, and GC leaves a consistent store.
+func TestPullKilled(t *testing.T) {
+	testenv.RequiresRoot(t)
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	testenv.PushImage(t, reg, "multi:v1", testenv.MultiLayerImage(t))
+	name := reg.Host + "/multi:v1"
+	// How long a whole pull takes (the fastest of three), for the range
+	// of kill times.
+	full := time.Hour
+	for range 3 {
+		began := time.Now()
+		if out, err := berthCmd(t, t.TempDir(), "pull", "-q", name).CombinedOutput(); err != nil {
+			t.Fatalf("pull: %v\n%s", err, out)
+		}
+		full = min(full, time.Since(began))
+	}
+	killed := 0
+	shared := t.TempDir()
+	for i := range 15 {
+		root := shared
+		if i%2 == 1 {
+			root = t.TempDir()
+		}
+		if i%2 == 0 && i > 0 {
+			// Empty the shared root again, so that the kill finds work to
+			// cut: the leases of killed pulls (24 hours) would keep it all.
+			dropLeases(t, root)
+			if out, err := berthCmd(t, root, "image", "prune", "-a", "-f").CombinedOutput(); err != nil {
+				t.Fatalf("prune: %v\n%s", err, out)
+			}
+		}
+		if i%2 == 1 || i == 0 {
+			t.Cleanup(func() { unmountLeaks(t, root) })
+		}
+		pull := berthCmd(t, root, "pull", name)
+		if err := pull.Start(); err != nil {
+			t.Fatal(err)
+		}
+		delay := time.Duration(rand.Int64N(int64(full) + 1))
+		time.Sleep(delay)
+		pull.Process.Kill()
+		err := pull.Wait()
+		if pull.ProcessState.Exited() {
+			t.Logf("round %d: the pull had finished after %v", i, delay)
+		} else {
+			killed++
+		}
+		t.Logf("round %d: killed after %v (of ~%v): %v", i, delay, full, err)
+		if out, err := berthCmd(t, root, "pull", name).CombinedOutput(); err != nil {
+			t.Fatalf("round %d: pull after a kill at %v: %v\n%s", i, delay, err, out)
+		}
+		checkPulled(t, root, name)
+	}
+	if killed < 5 {
+		t.Errorf("only %d of 15 pulls were killed before they finished", killed)
+	}
+}
+
+// TestPullConcurrent runs three `berth pull`s of one image into one root
+// at once: all succeed, and the store holds the image once.
+func TestPullConcurrent(t *testing.T) {
+	testenv.RequiresRoot(t)
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	testenv.PushImage(t, reg, "multi:v1", testenv.MultiLayerImage(t))
+	name := reg.Host + "/multi:v1"
+	root := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	outs := make([][]byte, 3)
+	for i := range 3 {
+		cmd := berthCmd(t, root, "pull", name)
+		wg.Go(func() { outs[i], errs[i] = cmd.CombinedOutput() })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("pull %d: %v\n%s", i, err, outs[i])
+		}
+	}
+	checkPulled(t, root, name)
+}
+
+// dropLeases deletes every lease of root, as if the killed pulls' had expired.
+func dropLeases(t *testing.T, root string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := meta.Open(filepath.Join(root, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ls, err := db.Leases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		db.DeleteLease(ctx, l.ID)
+	}
+}
+
+// unmountLeaks detaches mounts a killed berth left under root. The
+// overlay snapshotter's probe mount (snapshots/overlay/probe-*/m) outlives
+// a SIGKILL that lands while it is mounted: a known bug of package
+// snapshot, logged here rather than failed, so that the store checks above
+// still say what they test.
+func unmountLeaks(t *testing.T, root string) {
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && strings.HasPrefix(f[1], root+"/") {
+			t.Logf("KNOWN BUG: a killed berth left mount %s", f[1])
+			unix.Unmount(f[1], unix.MNT_DETACH)
+		}
+	}
+}
