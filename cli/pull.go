@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/image"
@@ -37,7 +36,6 @@ func pullCmd(g *globals) *cobra.Command {
 			}
 			defer e.Close()
 			out := cmd.OutOrStdout()
-			var mu sync.Mutex
 			o := engine.PullOptions{Platform: p}
 			if !quiet {
 				if r.Tag() == "latest" && !hasTag(args[0]) {
@@ -48,16 +46,7 @@ func pullCmd(g *globals) *cobra.Command {
 					tag = r.Digest().String()
 				}
 				fmt.Fprintf(out, "%s: Pulling from %s\n", tag, familiarPath(r))
-				last := map[string]string{}
-				o.Progress = func(p engine.Progress) {
-					mu.Lock()
-					defer mu.Unlock()
-					if last[p.ID] == p.Status {
-						return // a byte count: plain output shows steps only
-					}
-					last[p.ID] = p.Status
-					fmt.Fprintf(out, "%s: %s\n", p.ID, p.Status)
-				}
+				o.Progress = newProgressWriter(out, isTTY(out)).Update
 			}
 			res, err := e.Pull(cmd.Context(), args[0], o)
 			if err != nil {

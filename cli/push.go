@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"os"
-	"sync"
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/ref"
@@ -42,18 +41,13 @@ func pushCmd(g *globals) *cobra.Command {
 			}
 			defer e.Close()
 			out := cmd.OutOrStdout()
-			var mu sync.Mutex
 			var o engine.PushOptions
 			if !quiet {
 				if !hasTag(args[0]) {
 					fmt.Fprintln(out, "Using default tag: latest")
 				}
 				fmt.Fprintf(out, "The push refers to repository [%s]\n", r.FamiliarName())
-				o.Progress = func(p engine.Progress) {
-					mu.Lock()
-					defer mu.Unlock()
-					fmt.Fprintf(out, "%s: %s\n", p.ID, p.Status)
-				}
+				o.Progress = newProgressWriter(out, isTTY(out)).Update
 			}
 			res, err := e.Push(cmd.Context(), args[0], o)
 			if err != nil {
