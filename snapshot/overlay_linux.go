@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/mount"
@@ -75,7 +78,52 @@ func (o *Overlay) mounts(id uint64, kind Kind, parents []string) []mount.Mount {
 // across layers otherwise tie upper to lower inodes, which breaks on
 // reuse), and userxattr inside a user namespace, where trusted.* xattrs are
 // unavailable.
+//
+// A successful probe is remembered in <root>/probe.json for this kernel, so
+// that the many short-lived berth processes do not each mount a test
+// overlay; a probe killed half-way (its probe-* directory, perhaps still
+// mounted) is cleaned up by the next one.
 func probeOverlay(root string) ([]string, error) {
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	kernel := unix.ByteSliceToString(uts.Release[:])
+	cache := filepath.Join(root, "probe.json")
+	var cached struct {
+		Kernel  string   `json:"kernel"`
+		Options []string `json:"options"`
+	}
+	if data, err := os.ReadFile(cache); err == nil && json.Unmarshal(data, &cached) == nil && cached.Kernel == kernel {
+		return cached.Options, nil
+	}
+	cleanProbes(root)
+	opts, err := probeOverlayNow(root)
+	if err != nil {
+		return nil, err
+	}
+	cached.Kernel, cached.Options = kernel, opts
+	if data, err := json.Marshal(cached); err == nil {
+		tmp := cache + ".tmp-" + strconv.Itoa(os.Getpid())
+		if os.WriteFile(tmp, data, 0o600) == nil {
+			os.Rename(tmp, cache)
+		}
+	}
+	return opts, nil
+}
+
+// cleanProbes removes the probe directories of probes that died, older
+// than a minute, unmounting their test mount first.
+func cleanProbes(root string) {
+	dirs, _ := filepath.Glob(filepath.Join(root, "probe-*"))
+	for _, d := range dirs {
+		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < time.Minute {
+			continue
+		}
+		mount.UnmountAll(filepath.Join(d, "m"), unix.MNT_DETACH)
+		os.RemoveAll(d)
+	}
+}
+
+func probeOverlayNow(root string) ([]string, error) {
 	fsys, err := os.ReadFile("/proc/filesystems")
 	if err != nil || !bytes.Contains(fsys, []byte("\toverlay\n")) {
 		return nil, fmt.Errorf("kernel has no overlay filesystem: %w", errdefs.ErrNotImplemented)
