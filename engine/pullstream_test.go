@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,9 +181,10 @@ func TestPullStreamCutResumes(t *testing.T) {
 	testenv.PushImage(t, reg, "stream:v1", img)
 	e := newTestEngine(t)
 
-	cut := true
+	var cut atomic.Bool
+	cut.Store(true)
 	proxy := stallingProxy(t, reg.URL(""), blob, func() {
-		if cut {
+		if cut.Load() {
 			panic(http.ErrAbortHandler)
 		}
 	})
@@ -207,9 +210,12 @@ func TestPullStreamCutResumes(t *testing.T) {
 	if !resumable {
 		t.Errorf("no partial ingest of %s kept: %+v", blob, ings)
 	}
-	cut = false
+	cut.Store(false)
+	var mu sync.Mutex
 	var events []string
 	res, err := e.Pull(ctx, host+"/stream:v1", PullOptions{Progress: func(p Progress) {
+		mu.Lock()
+		defer mu.Unlock()
 		if p.Current == 0 {
 			events = append(events, p.Status)
 		}
