@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/berth-dev/berth/engine"
@@ -61,9 +62,12 @@ func TestPull(t *testing.T) {
 			reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 			testenv.PushImage(t, reg, "multi:v1", testenv.MultiLayerImage(t))
 			e, root := newEngine(t, driver)
+			var mu sync.Mutex // progress comes from several goroutines
 			var events []string
 			res, err := e.Pull(ctx, reg.Host+"/multi:v1", engine.PullOptions{Progress: func(p engine.Progress) {
+				mu.Lock()
 				events = append(events, p.Status)
+				mu.Unlock()
 			}})
 			if err != nil {
 				t.Fatalf("Pull: %v", err)
