@@ -142,13 +142,13 @@ func (e *Engine) pushImage(ctx context.Context, r ref.Reference, img image.Image
 		progress(Progress{ID: short(l.Digest), Status: "Preparing"})
 	}
 	for _, l := range img.Layers {
-		status, err := e.pushBlob(ctx, r, l, mountFrom)
+		status, err := e.pushBlob(ctx, r, l, mountFrom, newMeter(short(l.Digest), "Pushing", l.Size, progress))
 		if err != nil {
 			return err
 		}
 		progress(Progress{ID: short(l.Digest), Status: status})
 	}
-	if _, err := e.pushBlob(ctx, r, img.Config, mountFrom); err != nil {
+	if _, err := e.pushBlob(ctx, r, img.Config, mountFrom, nil); err != nil {
 		return err
 	}
 	return e.pushManifest(ctx, r.Repository()+"@"+img.Manifest.Digest.String(), img.Manifest)
@@ -156,7 +156,8 @@ func (e *Engine) pushImage(ctx context.Context, r ref.Reference, img image.Image
 
 // pushBlob pushes one blob from the store and says what happened in
 // docker push's words.
-func (e *Engine) pushBlob(ctx context.Context, r ref.Reference, desc ocispec.Descriptor, mountFrom []string) (string, error) {
+// With a meter, the upload reports its bytes as "Pushing" progress.
+func (e *Engine) pushBlob(ctx context.Context, r ref.Reference, desc ocispec.Descriptor, mountFrom []string, m *meter) (string, error) {
 	if ok, err := e.registry.Exists(ctx, r.String(), desc); err == nil && ok {
 		return "Layer already exists", nil
 	}
@@ -165,7 +166,11 @@ func (e *Engine) pushBlob(ctx context.Context, r ref.Reference, desc ocispec.Des
 		return "", err
 	}
 	defer rc.Close()
-	cr := &readCounter{r: rc}
+	var src io.Reader = rc
+	if m != nil {
+		src = m.reader(rc)
+	}
+	cr := &readCounter{r: src}
 	if err := e.registry.PushBlob(ctx, r.String(), desc, cr, mountFrom...); err != nil {
 		return "", err
 	}
