@@ -40,9 +40,10 @@ var layers = map[string]int{
 	// L6: wiring.
 	"cmd/berth": 6,
 	// Test-only helpers sit on top: only tests import them.
-	"internal/testenv": 6,
-	"bench":            6,
-	"tools":            0,
+	"internal/testenv":       6,
+	"bench":                  6,
+	"bench/internal/mkimage": 6,
+	"tools":                  0,
 }
 
 type pkg struct {
