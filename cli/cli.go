@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/spf13/cobra"
@@ -62,6 +63,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &se) {
 		code = se.code
 	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(g.stderr, ue.msg)
+		return code
+	}
+	// cobra's: unknown command "x" for "berth"
+	if rest, ok := strings.CutPrefix(err.Error(), "unknown command \""); ok {
+		name, _, _ := strings.Cut(rest, "\"")
+		fmt.Fprintf(g.stderr, "berth: '%s' is not a berth command.\nSee 'berth --help'\n", name)
+		return code
+	}
 	fmt.Fprintln(g.stderr, "Error response from daemon:", err)
 	return code
 }
@@ -73,6 +85,7 @@ func newRoot(g *globals) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(flagError)
 	f := root.PersistentFlags()
 	f.StringVar(&g.root, "root", engine.DefaultRoot, "Root directory of persistent berth state")
 	f.StringVar(&g.runRoot, "runroot", engine.DefaultRunRoot, "Root directory of berth state that a reboot clears")

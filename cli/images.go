@@ -38,7 +38,7 @@ func imagesCmd(g *globals, use string, aliases ...string) *cobra.Command {
 		Use:     use + " [OPTIONS] [REPOSITORY[:TAG]]",
 		Aliases: aliases,
 		Short:   "List images",
-		Args:    cobra.MaximumNArgs(1),
+		Args:    maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				o.filters = append(o.filters, "reference="+args[0])
@@ -245,7 +245,7 @@ func tagCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
-		Args:  cobra.ExactArgs(2),
+		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := g.engine()
 			if err != nil {

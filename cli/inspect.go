@@ -18,7 +18,7 @@ func inspectCmd(g *globals, use, object string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   use + " [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Display detailed information on one or more images",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := g.engine()
 			if err != nil {

@@ -16,7 +16,7 @@ func loadCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "load [OPTIONS]",
 		Short: "Load an image from a tar archive or STDIN",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var r io.Reader = cmd.InOrStdin()
 			if input != "" {

@@ -16,7 +16,7 @@ func pullCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
 		Short: "Download an image from a registry",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var p *ocispec.Platform
 			if platform != "" {

@@ -16,7 +16,7 @@ func rmiCmd(g *globals, use string, aliases ...string) *cobra.Command {
 		Use:     use + " [OPTIONS] IMAGE [IMAGE...]",
 		Aliases: aliases,
 		Short:   "Remove one or more images",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := g.engine()
 			if err != nil {

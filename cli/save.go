@@ -15,7 +15,7 @@ func saveCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "save [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Save one or more images to a tar archive (streamed to STDOUT by default)",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
 			if output == "" {
