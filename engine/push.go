@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/berth-dev/berth/content"
 	"github.com/berth-dev/berth/errdefs"
@@ -156,7 +155,8 @@ func (e *Engine) pushImage(ctx context.Context, r ref.Reference, img image.Image
 
 // pushBlob pushes one blob from the store and says what happened in
 // docker push's words.
-// With a meter, the upload reports its bytes as "Pushing" progress.
+// With a meter, the upload reports its bytes as "Pushing" progress; the
+// meter (a quiet one if nil) also tells an upload from a mount.
 func (e *Engine) pushBlob(ctx context.Context, r ref.Reference, desc ocispec.Descriptor, mountFrom []string, m *meter) (string, error) {
 	if ok, err := e.registry.Exists(ctx, r.String(), desc); err == nil && ok {
 		return "Layer already exists", nil
@@ -166,15 +166,14 @@ func (e *Engine) pushBlob(ctx context.Context, r ref.Reference, desc ocispec.Des
 		return "", err
 	}
 	defer rc.Close()
-	var src io.Reader = rc
-	if m != nil {
-		src = m.reader(rc)
+	if m == nil {
+		m = &meter{quiet: true}
 	}
-	cr := &readCounter{r: src}
-	if err := e.registry.PushBlob(ctx, r.String(), desc, cr, mountFrom...); err != nil {
+	if err := e.registry.PushBlob(ctx, r.String(), desc, m.reader(rc), mountFrom...); err != nil {
 		return "", err
 	}
-	if cr.n == 0 && desc.Size > 0 && len(mountFrom) > 0 {
+	// Nothing read: the registry mounted the blob from another repository.
+	if m.current == 0 && desc.Size > 0 && len(mountFrom) > 0 {
 		return "Mounted from " + mountFrom[0], nil
 	}
 	return "Pushed", nil
@@ -192,17 +191,4 @@ func (e *Engine) pushManifest(ctx context.Context, name string, desc ocispec.Des
 		}
 	}
 	return e.registry.PushManifest(ctx, name, desc, data)
-}
-
-// readCounter counts what is read through it, so that a push the
-// registry satisfied by a mount can be told from an upload.
-type readCounter struct {
-	r io.Reader
-	n int64
-}
-
-func (c *readCounter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
