@@ -12,9 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/content"
 	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/meta"
+	"github.com/berth-dev/berth/snapshot"
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,7 +58,8 @@ func berthCmd(t *testing.T, root string, args ...string) *exec.Cmd {
 
 // checkPulled checks that root holds name as MultiLayerImage, through a
 // view mount of its layers, and that GC leaves the store consistent and
-// the image whole.
+// the image whole, holding nothing but the image: what killed pulls
+// left, their leases included, is gone.
 func checkPulled(t *testing.T, root, name string) {
 	t.Helper()
 	ctx := context.Background()
@@ -100,6 +105,15 @@ func checkPulled(t *testing.T, root, name string) {
 	}
 	checkStore(t, e, root)
 	check("after GC")
+	rec, err := e.FindImage(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := e.ResolveImage(ctx, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOnly(t, root, img)
 }
 
 // TestPullKilled kills `berth pull` with SIGKILL at random moments, on a
@@ -129,10 +143,13 @@ func TestPullKilled(t *testing.T) {
 		}
 		if i%2 == 0 && i > 0 {
 			// Empty the shared root again, so that the kill finds work to
-			// cut: the leases of killed pulls (24 hours) would keep it all.
-			dropLeases(t, root)
+			// cut. The killed pulls' leases die with them: prune's GC must
+			// take every blob, with no help from the test.
 			if out, err := berthCmd(t, root, "image", "prune", "-a", "-f").CombinedOutput(); err != nil {
 				t.Fatalf("prune: %v\n%s", err, out)
+			}
+			if blobs, _, leases := storeContents(t, root); len(blobs) != 0 || len(leases) != 0 {
+				t.Fatalf("round %d: after prune -a: blobs %v, leases %v", i, blobs, leases)
 			}
 		}
 		if i%2 == 1 || i == 0 {
@@ -186,10 +203,28 @@ func TestPullConcurrent(t *testing.T) {
 	checkPulled(t, root, name)
 }
 
-// dropLeases deletes every lease of root, as if the killed pulls' had expired.
-func dropLeases(t *testing.T, root string) {
+// storeContents lists what root holds: blobs, snapshots (by key) and
+// leases (by id).
+func storeContents(t *testing.T, root string) (blobs []digest.Digest, snaps, leases []string) {
 	t.Helper()
 	ctx := context.Background()
+	cs, err := content.Open(filepath.Join(root, "content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.Walk(ctx, func(i content.Info) error {
+		blobs = append(blobs, i.Digest)
+		return nil
+	})
+	sn, err := snapshot.NewOverlay(filepath.Join(root, "snapshots", "overlay"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Close()
+	sn.Walk(ctx, func(i snapshot.Info) error {
+		snaps = append(snaps, i.Key)
+		return nil
+	})
 	db, err := meta.Open(filepath.Join(root, "meta.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +235,38 @@ func dropLeases(t *testing.T, root string) {
 		t.Fatal(err)
 	}
 	for _, l := range ls {
-		db.DeleteLease(ctx, l.ID)
+		leases = append(leases, l.ID)
+	}
+	return blobs, snaps, leases
+}
+
+// checkOnly checks that root holds img's blobs and layer snapshots and
+// nothing else: no lease, no blob or snapshot of a killed pull.
+func checkOnly(t *testing.T, root string, img image.Image) {
+	t.Helper()
+	want := map[string]bool{img.Target.Digest.String(): true, img.Manifest.Digest.String(): true, img.Config.Digest.String(): true}
+	for _, l := range img.Layers {
+		want[l.Digest.String()] = true
+	}
+	for _, c := range img.ChainIDs {
+		want[c.String()] = true
+	}
+	blobs, snaps, leases := storeContents(t, root)
+	for _, b := range blobs {
+		if !want[b.String()] {
+			t.Errorf("blob %s left, not the image's", b)
+		}
+	}
+	for _, s := range snaps {
+		if !want[s] {
+			t.Errorf("snapshot %s left, not the image's", s)
+		}
+	}
+	if len(snaps) != len(img.ChainIDs) {
+		t.Errorf("%d snapshots, want the image's %d: %v", len(snaps), len(img.ChainIDs), snaps)
+	}
+	if len(leases) != 0 {
+		t.Errorf("leases left: %v", leases)
 	}
 }
 

@@ -43,7 +43,7 @@ type liveSet struct {
 // GC removes what no image record and no live lease references: content
 // blobs, committed layer snapshots no image's chain needs, the unpack
 // snapshots ("extract-…") and content ingests killed pulls left behind,
-// and expired leases.
+// and dead leases: expired, or held by a process that is gone.
 //
 // Everything reachable from a record's target or from a digest an
 // unexpired lease names is kept (indexes, every manifest of theirs that is
@@ -110,7 +110,8 @@ func (e *Engine) GC(ctx context.Context) (GCReport, error) {
 	return rep, nil
 }
 
-// dropExpiredLeases deletes the leases whose time is up.
+// dropExpiredLeases deletes the leases whose time is up or whose holding
+// process is gone (leaseDead).
 func (e *Engine) dropExpiredLeases(ctx context.Context, rep *GCReport) error {
 	return e.withMeta(ctx, func(db *meta.DB) error {
 		return db.Update(ctx, func(tx *meta.Tx) error {
@@ -120,7 +121,7 @@ func (e *Engine) dropExpiredLeases(ctx context.Context, rep *GCReport) error {
 			}
 			now := time.Now()
 			for _, l := range ls {
-				if !l.Expired(now) {
+				if !leaseDead(l, now) {
 					continue
 				}
 				if err := tx.DeleteLease(l.ID); err != nil && !errdefs.IsNotFound(err) {
@@ -152,7 +153,7 @@ func (e *Engine) mark(ctx context.Context) (liveSet, error) {
 			}
 			now := time.Now()
 			for _, l := range ls {
-				if !l.Expired(now) {
+				if !leaseDead(l, now) {
 					roots = append(roots, l.Resources...)
 				}
 			}

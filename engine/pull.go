@@ -74,7 +74,8 @@ func (e *Engine) Pull(ctx context.Context, name string, o PullOptions) (PullResu
 	if err != nil {
 		return PullResult{}, err
 	}
-	lease := "pull-" + randomHex(8)
+	// The lease dies with this process (see lease.go); 24 h is the backstop.
+	lease := newLeaseID("pull")
 	defer e.withMeta(context.WithoutCancel(ctx), func(db *meta.DB) error { return db.DeleteLease(ctx, lease) })
 	if err := e.withMeta(ctx, func(db *meta.DB) error {
 		return db.PutLease(ctx, lease, []digest.Digest{target.Digest}, time.Now().Add(24*time.Hour))
