@@ -41,7 +41,7 @@ import (
 //   - when one download's error cancels the pull, another layer's
 //     "context canceled" may be what Pull returns, not the cause
 //     (fetchAndUnpack should return context.Cause once ctx is done).
-const knownBugs = true
+const knownBugs = false
 
 // hostileProxy stands between Pull and the registry fixture, on
 // 127.0.0.1, and lies as its fields say. Blob GETs are answered from the

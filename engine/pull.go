@@ -17,6 +17,7 @@ import (
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/meta"
 	"github.com/berth-dev/berth/ref"
+	"github.com/berth-dev/berth/registry"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -308,6 +309,10 @@ func (e *Engine) fetchAndUnpack(ctx context.Context, r ref.Reference, img image.
 		}()
 	}
 	wg.Wait()
+	if unpackErr != nil && ctx.Err() != nil {
+		// Report why the pull was cancelled, not that another layer saw it.
+		unpackErr = context.Cause(ctx)
+	}
 	return fetched, unpackErr
 }
 
@@ -409,6 +414,11 @@ func (e *Engine) download(ctx context.Context, r ref.Reference, l ocispec.Descri
 	}
 	t.w = w
 	if _, err := io.Copy(t, src); err != nil {
+		if errors.Is(err, registry.ErrVerify) && w.Offset() >= l.Size {
+			// All the bytes came and they are wrong: a resumed pull
+			// must not keep them. (A stream cut short stays resumable.)
+			w.Abort()
+		}
 		return fmt.Errorf("layer %s: %w", short(l.Digest), err)
 	}
 	if err := w.Commit(ctx); err != nil && !errdefs.IsAlreadyExists(err) {

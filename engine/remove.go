@@ -234,7 +234,7 @@ func (e *Engine) collect(ctx context.Context, img image.Image, keep []meta.Image
 		return nil, err
 	}
 	for _, l := range leases {
-		if l.Expired(time.Now()) {
+		if leaseDead(l, time.Now()) {
 			continue
 		}
 		for _, d := range l.Resources {
