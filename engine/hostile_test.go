@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,16 +31,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
-
-// knownBugs tolerates, with a KNOWN BUG log, two faults of Pull that
-// TestPullHostile finds (set it to false once pull.go is fixed):
-//   - a layer whose bytes fail verification at EOF keeps them in its
-//     ingest, which the next pull resumes and fails to commit (download
-//     should abort the writer on a registry.ErrVerify error);
-//   - when one download's error cancels the pull, another layer's
-//     "context canceled" may be what Pull returns, not the cause
-//     (fetchAndUnpack should return context.Cause once ctx is done).
-const knownBugs = false
 
 // hostileProxy stands between Pull and the registry fixture, on
 // 127.0.0.1, and lies as its fields say. Blob GETs are answered from the
@@ -352,20 +341,10 @@ func TestPullHostile(t *testing.T) {
 			}
 			t.Logf("Pull: %v", err)
 			if !slices.ContainsFunc(strings.Split(c.want, "|"), func(w string) bool { return strings.Contains(err.Error(), w) }) || !c.class(err) {
-				if knownBugs && errors.Is(err, context.Canceled) {
-					t.Logf("KNOWN BUG: Pull says %q, not the cancelling error (fetchAndUnpack returns a layer's own error, not context.Cause)", err)
-				} else {
-					t.Errorf("Pull error %q: want %q, of the expected errdefs class", err, c.want)
-				}
+				t.Errorf("Pull error %q: want %q, of the expected errdefs class", err, c.want)
 			}
 			checkNothingLeft(t, sandbox, root)
 			res, err = e.Pull(ctx, reg.Host+"/multi:v1", engine.PullOptions{})
-			if knownBugs && err != nil && strings.Contains(err.Error(), "digest mismatch") {
-				// The corrupt bytes stayed in the layer's ingest; the honest
-				// pull resumed it, failed its commit, and that aborted it.
-				t.Logf("KNOWN BUG: the honest pull resumed a poisoned ingest: %v", err)
-				res, err = e.Pull(ctx, reg.Host+"/multi:v1", engine.PullOptions{})
-			}
 			if err != nil {
 				t.Fatalf("honest Pull after the lie: %v", err)
 			}
