@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/mount"
@@ -82,7 +81,7 @@ func (o *Overlay) mounts(id uint64, kind Kind, parents []string) []mount.Mount {
 // A successful probe is remembered in <root>/probe.json for this kernel, so
 // that the many short-lived berth processes do not each mount a test
 // overlay; a probe killed half-way (its probe-* directory, perhaps still
-// mounted) is cleaned up by the next one.
+// mounted) is cleaned up by the next prober, under probe.lock.
 func probeOverlay(root string) ([]string, error) {
 	var uts unix.Utsname
 	unix.Uname(&uts)
@@ -92,8 +91,25 @@ func probeOverlay(root string) ([]string, error) {
 		Kernel  string   `json:"kernel"`
 		Options []string `json:"options"`
 	}
-	if data, err := os.ReadFile(cache); err == nil && json.Unmarshal(data, &cached) == nil && cached.Kernel == kernel {
+	fromCache := func() bool {
+		data, err := os.ReadFile(cache)
+		return err == nil && json.Unmarshal(data, &cached) == nil && cached.Kernel == kernel
+	}
+	if fromCache() {
 		return cached.Options, nil
+	}
+	// One prober at a time: holding probe.lock, every probe-* directory
+	// is a dead prober's and can go, mounted or not.
+	lock, err := os.OpenFile(filepath.Join(root, "probe.lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return nil, &os.SyscallError{Syscall: "flock", Err: err}
+	}
+	if fromCache() {
+		return cached.Options, nil // another process probed meanwhile
 	}
 	cleanProbes(root)
 	opts, err := probeOverlayNow(root)
@@ -110,12 +126,12 @@ func probeOverlay(root string) ([]string, error) {
 	return opts, nil
 }
 
-// cleanProbes removes the probe directories of probes that died, older
-// than a minute, unmounting their test mount first.
+// cleanProbes removes the probe directories of probes that died,
+// unmounting their test mount first. The caller holds probe.lock.
 func cleanProbes(root string) {
 	dirs, _ := filepath.Glob(filepath.Join(root, "probe-*"))
 	for _, d := range dirs {
-		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < time.Minute {
+		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
 			continue
 		}
 		mount.UnmountAll(filepath.Join(d, "m"), unix.MNT_DETACH)
