@@ -160,47 +160,69 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		return a.whiteout(dir, base)
 	}
-	pfd, err := a.openDir(dir, true)
+	pd, err := a.parent(dir)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
-
-	var st unix.Stat_t
-	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
-		if !(hdr.Typeflag == tar.TypeDir && st.Mode&unix.S_IFMT == unix.S_IFDIR) {
-			if err := removeAllAt(pfd, base); err != nil {
-				return fmt.Errorf("replace existing entry: %w", err)
+	pfd := pd.fd
+	// Create first and look at what is there only if the name is taken:
+	// in a fresh upper dir it never is.
+	fresh := true
+	for attempt := 0; ; attempt++ {
+		var err error
+		switch hdr.Typeflag {
+		case tar.TypeReg, tar.TypeRegA:
+			err = a.writeFile(pd, base, hdr, r)
+		case tar.TypeDir:
+			err = unix.Mkdirat(pfd, base, a.createMode(pd, hdr, 0o700))
+			if errors.Is(err, unix.EEXIST) {
+				var st unix.Stat_t
+				if serr := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+					err, fresh = nil, false // an existing directory is kept
+				}
 			}
+		case tar.TypeSymlink:
+			err = unix.Symlinkat(hdr.Linkname, pfd, base)
+		case tar.TypeLink:
+			err = a.hardlink(pfd, rel, hdr.Linkname)
+		case tar.TypeFifo:
+			err = unix.Mknodat(pfd, base, unix.S_IFIFO|uint32(hdr.Mode&0o7777), 0)
+			fresh = false // mknod applies the umask: chmod
+		default:
+			return fmt.Errorf("unsupported tar entry type %q: %w", hdr.Typeflag, errdefs.ErrNotImplemented)
 		}
-	} else if !errors.Is(err, unix.ENOENT) {
-		return &os.PathError{Op: "fstatat", Path: rel, Err: err}
-	}
-
-	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
-		if err := a.writeFile(pfd, base, r); err != nil {
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EEXIST) || attempt > 0 {
+			if errno, ok := err.(unix.Errno); ok {
+				return &os.PathError{Op: createOp(hdr.Typeflag), Path: rel, Err: errno}
+			}
 			return err
 		}
-	case tar.TypeDir:
-		if err := unix.Mkdirat(pfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
-			return &os.PathError{Op: "mkdirat", Path: rel, Err: err}
+		if err := removeAllAt(pfd, base); err != nil {
+			return fmt.Errorf("replace existing entry: %w", err)
 		}
-	case tar.TypeSymlink:
-		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
-			return &os.PathError{Op: "symlinkat", Path: rel, Err: err}
-		}
-	case tar.TypeLink:
-		return a.hardlink(pfd, rel, hdr.Linkname)
-	case tar.TypeFifo:
-		if err := unix.Mknodat(pfd, base, unix.S_IFIFO|uint32(hdr.Mode&0o7777), 0); err != nil {
-			return &os.PathError{Op: "mknodat", Path: rel, Err: err}
-		}
-	default:
-		return fmt.Errorf("unsupported tar entry type %q: %w", hdr.Typeflag, errdefs.ErrNotImplemented)
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		return nil
 	}
 	a.created[rel] = true
-	return a.setMetadata(pfd, base, rel, hdr)
+	return a.setMetadata(pd, base, rel, hdr, fresh)
+}
+
+func createOp(t byte) string {
+	switch t {
+	case tar.TypeReg, tar.TypeRegA:
+		return "openat"
+	case tar.TypeDir:
+		return "mkdirat"
+	case tar.TypeSymlink:
+		return "symlinkat"
+	case tar.TypeFifo:
+		return "mknodat"
+	}
+	return "create"
 }
 
 // isSparse reports whether hdr is a GNU or PAX sparse file.
@@ -240,15 +262,16 @@ func (a *applier) hardlink(pfd int, rel, linkname string) error {
 	return nil
 }
 
-func (a *applier) writeFile(pfd int, base string, r io.Reader) error {
-	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+// writeFile creates base in pd and copies the entry's bytes into it from
+// the applier's buffer, with plain reads and writes.
+func (a *applier) writeFile(pd dirRef, base string, hdr *tar.Header, r io.Reader) error {
+	fd, err := unix.Openat(pd.fd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, a.createMode(pd, hdr, 0o600))
 	if err != nil {
-		return &os.PathError{Op: "openat", Path: base, Err: err}
+		return err // EEXIST is handled by the caller
 	}
-	f := os.NewFile(uintptr(fd), base)
-	_, err = io.CopyBuffer(f, r, a.buf)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	err = a.copyTo(fd, hdr.Size, r)
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
+		err = &os.PathError{Op: "close", Path: base, Err: cerr}
 	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", base, err)
@@ -256,9 +279,39 @@ func (a *applier) writeFile(pfd int, base string, r io.Reader) error {
 	return nil
 }
 
+func (a *applier) copyTo(fd int, size int64, r io.Reader) error {
+	for size > 0 {
+		n := int64(len(a.buf))
+		if size < n {
+			n = size
+		}
+		got, err := io.ReadFull(r, a.buf[:n])
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		p := a.buf[:got]
+		for len(p) > 0 {
+			w, err := unix.Write(fd, p)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			p = p[w:]
+		}
+		size -= int64(got)
+	}
+	return nil
+}
+
 // whiteout applies ".wh.<name>" or ".wh..wh..opq" found in dir.
 func (a *applier) whiteout(dir, base string) error {
 	overlay := a.opts.Whiteouts == OverlayWhiteouts
+	a.dropCache() // a whiteout may remove the cached directory
 	name := strings.TrimPrefix(base, whiteoutPrefix)
 	if base != whiteoutOpaque && (name == "" || name == "." || name == "..") {
 		return fmt.Errorf("whiteout of %q: %w", name, errdefs.ErrInvalidArgument)

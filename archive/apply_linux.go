@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/berth-dev/berth/errdefs"
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -26,6 +27,98 @@ type applier struct {
 	dirs     []dirTimes
 	buf      []byte
 	st       Stats
+	cache    cachedDir // the directory the last entry went into
+	uid, gid int       // owner of what this process creates (outside setgid directories)
+	umask    int       // the process's umask, -1 if unknown
+}
+
+// dirRef is an open directory entries are created in, with what decides
+// the group and mode a new entry gets there.
+type dirRef struct {
+	fd   int
+	sgid bool   // set-group-ID: new entries take gid, directories the bit too
+	gid  uint32 // the directory's group
+}
+
+// cachedDir keeps the parent directory of the last entry open: a tar lists
+// a directory's entries together, so most entries resolve no path. It
+// stays valid because nothing but whiteouts (which drop it) removes a
+// directory that is not the entry's own name.
+type cachedDir struct {
+	rel string
+	dirRef
+}
+
+// parent returns the directory rel, creating it if missing, from the cache
+// when the previous entry was in it too. The caller must not close it.
+func (a *applier) parent(rel string) (dirRef, error) {
+	if a.cache.fd >= 0 && a.cache.rel == rel {
+		return a.cache.dirRef, nil
+	}
+	a.dropCache()
+	fd, err := a.openDir(rel, true)
+	if err != nil {
+		return dirRef{}, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return dirRef{}, &os.PathError{Op: "fstat", Path: rel, Err: err}
+	}
+	a.cache = cachedDir{rel: rel, dirRef: dirRef{fd: fd, sgid: st.Mode&unix.S_ISGID != 0, gid: st.Gid}}
+	return a.cache.dirRef, nil
+}
+
+func (a *applier) dropCache() {
+	if a.cache.fd >= 0 {
+		unix.Close(a.cache.fd)
+	}
+	a.cache = cachedDir{dirRef: dirRef{fd: -1}}
+}
+
+// ownedAsIs reports whether an entry created in pd already has hdr's owner.
+func (a *applier) ownedAsIs(pd dirRef, hdr *tar.Header) bool {
+	gid := a.gid
+	if pd.sgid {
+		gid = int(pd.gid)
+	}
+	return hdr.Uid == a.uid && hdr.Gid == gid
+}
+
+// createMode is the mode to create hdr's entry with in pd: its own when
+// that needs no chown or chmod after (the umask keeps it, no special bits,
+// right owner), else safe.
+func (a *applier) createMode(pd dirRef, hdr *tar.Header, safe uint32) uint32 {
+	perm := uint32(hdr.Mode & 0o7777)
+	if a.umask < 0 || perm&0o7000 != 0 || perm&uint32(a.umask) != 0 || pd.sgid || !a.ownedAsIs(pd, hdr) {
+		return safe
+	}
+	return perm
+}
+
+var (
+	umaskOnce sync.Once
+	umaskVal  = -1
+)
+
+// processUmask reads the umask from /proc (umask(2) cannot read it
+// without setting it, which would race other goroutines' creates).
+func processUmask() int {
+	umaskOnce.Do(func() {
+		b, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					umaskVal = int(n)
+				}
+				return
+			}
+		}
+	})
+	return umaskVal
 }
 
 func newApplier(dst string, opts ApplyOptions) (*applier, error) {
@@ -40,7 +133,8 @@ func newApplier(dst string, opts ApplyOptions) (*applier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apply layer: %w", &os.PathError{Op: "open", Path: abs, Err: err})
 	}
-	a := &applier{opts: opts, rootPath: abs, root: fd, created: map[string]bool{}, buf: make([]byte, 128<<10)}
+	a := &applier{opts: opts, rootPath: abs, root: fd, created: map[string]bool{}, buf: make([]byte, 128<<10),
+		cache: cachedDir{dirRef: dirRef{fd: -1}}, uid: os.Geteuid(), gid: os.Getegid(), umask: processUmask()}
 	probe, err := unix.Openat2(fd, ".", &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
 	switch {
 	case err == nil:
@@ -54,7 +148,10 @@ func newApplier(dst string, opts ApplyOptions) (*applier, error) {
 	return a, nil
 }
 
-func (a *applier) close() { unix.Close(a.root) }
+func (a *applier) close() {
+	a.dropCache()
+	unix.Close(a.root)
+}
 
 // resolve opens the directory rel as if dst were "/": no symlink, ".." or
 // magic link can lead out of dst.
@@ -123,15 +220,21 @@ func (a *applier) openDir(rel string, create bool) (int, error) {
 
 // setMetadata gives a new entry its owner, mode, xattrs and times. The
 // order matters: chown clears setuid bits and file capabilities, so it
-// comes before chmod and the xattrs.
-func (a *applier) setMetadata(pfd int, base, rel string, hdr *tar.Header) error {
-	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &os.PathError{Op: "lchown", Path: rel, Err: err}
+// comes before chmod and the xattrs. An entry this layer just created
+// (fresh) in pd skips the chown when it has the right owner already, and
+// the chmod when it was created with its mode (see createMode).
+func (a *applier) setMetadata(pd dirRef, base, rel string, hdr *tar.Header, fresh bool) error {
+	pfd := pd.fd
+	if !fresh || !a.ownedAsIs(pd, hdr) {
+		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &os.PathError{Op: "lchown", Path: rel, Err: err}
+		}
 	}
-	if hdr.Typeflag != tar.TypeSymlink {
+	perm := uint32(hdr.Mode & 0o7777)
+	if hdr.Typeflag != tar.TypeSymlink && (!fresh || a.createMode(pd, hdr, 1<<31) != perm) {
 		// The entry was created by this call and is not a symlink, so
 		// following (the only mode fchmodat has) cannot leave it.
-		if err := unix.Fchmodat(pfd, base, uint32(hdr.Mode&0o7777), 0); err != nil {
+		if err := unix.Fchmodat(pfd, base, perm, 0); err != nil {
 			return &os.PathError{Op: "chmod", Path: rel, Err: err}
 		}
 	}
