@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -87,7 +89,7 @@ func (e *Engine) Pull(ctx context.Context, name string, o PullOptions) (PullResu
 	if err != nil {
 		return PullResult{}, err
 	}
-	fetchedLayers, err := e.fetchAndUnpack(ctx, r, img, progress)
+	fetchedLayers, err := e.fetchAndUnpack(ctx, r, img, lease, progress)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -219,22 +221,36 @@ type layerFetch struct {
 // from it and the pull is cancelled: the ingest is kept for the next pull
 // and the half-unpacked snapshot removed. If the download fails, the pipe
 // fails the unpack with the download's error, with the same outcome.
-func (e *Engine) fetchAndUnpack(ctx context.Context, r ref.Reference, img image.Image, progress func(Progress)) (bool, error) {
+func (e *Engine) fetchAndUnpack(ctx context.Context, r ref.Reference, img image.Image, lease string, progress func(Progress)) (bool, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	n := len(img.Layers)
 	ls := make([]layerFetch, n)
 	needed := make([]bool, n)
+	// staged[i] is set for a layer that unpacks into a staging directory
+	// (see pullstage.go): with overlay, every missing layer above the
+	// lowest missing one.
+	staged := make([]chan stageResult, n)
+	stageRoot := e.stagingRoot()
+	direct := -1 // the lowest layer to unpack
 	var fetched bool
 	var mu sync.Mutex
 	want := -1 // the layer the unpacker waits for; guarded by mu
 	for i, l := range img.Layers {
 		ls[i] = layerFetch{stream: make(chan *io.PipeReader, 1), done: make(chan error, 1)}
-		if e.hasSnapshot(ctx, img.ChainIDs[i]) {
+		has := e.hasSnapshot(ctx, img.ChainIDs[i])
+		if !has {
+			if direct < 0 {
+				direct = i
+			} else if stageRoot != "" {
+				staged[i] = make(chan stageResult, 1)
+			}
+		}
+		if has {
 			progress(Progress{ID: short(l.Digest), Status: "Already exists"})
 		} else if _, err := e.content.Info(ctx, l.Digest); err != nil {
 			needed[i] = true
-			if !fetched {
+			if !fetched && staged[i] == nil {
 				want = i
 			}
 			fetched = true
@@ -245,6 +261,7 @@ func (e *Engine) fetchAndUnpack(ctx context.Context, r ref.Reference, img image.
 		ls[i].done <- nil
 	}
 	sem := make(chan struct{}, parallelDownloads)
+	stageSem := make(chan struct{}, stageWorkers())
 	var wg sync.WaitGroup
 	for i, l := range img.Layers {
 		if !needed[i] {
@@ -287,13 +304,54 @@ func (e *Engine) fetchAndUnpack(ctx context.Context, r ref.Reference, img image.
 			ls[i].done <- err
 		}()
 	}
+	var stageDir string
+	var stagers sync.WaitGroup
+	for i := range staged {
+		if staged[i] == nil {
+			continue
+		}
+		if stageDir == "" {
+			if err := os.MkdirAll(stageRoot, 0o700); err == nil {
+				cleanStaging(stageRoot)
+			}
+			stageDir = filepath.Join(stageRoot, lease)
+			if err := os.Mkdir(stageDir, 0o700); err != nil {
+				stageDir = ""
+				for j := range staged {
+					staged[j] = nil // unpack one after the other, as vfs does
+				}
+				break
+			}
+			defer os.RemoveAll(stageDir)
+		}
+		stagers.Add(1)
+		go func() {
+			defer stagers.Done()
+			res := e.stageLayer(ctx, img, i, ls[i], stageDir, stageSem, progress)
+			if res.err != nil {
+				cancel(res.err)
+			}
+			staged[i] <- res
+		}()
+	}
 	var unpackErr error
 	i := 0
 	for ; i < n && unpackErr == nil; i++ {
-		mu.Lock()
-		want = i
-		mu.Unlock()
-		unpackErr = e.unpackNext(ctx, img, i, ls[i], progress)
+		if staged[i] != nil {
+			res := <-staged[i]
+			unpackErr = res.err
+			if unpackErr == nil && res.dir != "" {
+				unpackErr = e.commitStaged(ctx, img, i, res.dir)
+				if unpackErr == nil {
+					progress(Progress{ID: short(img.Layers[i].Digest), Status: "Pull complete"})
+				}
+			}
+		} else {
+			mu.Lock()
+			want = i
+			mu.Unlock()
+			unpackErr = e.unpackNext(ctx, img, i, ls[i], progress)
+		}
 		if unpackErr != nil {
 			cancel(unpackErr)
 		}
@@ -301,6 +359,9 @@ func (e *Engine) fetchAndUnpack(ctx context.Context, r ref.Reference, img image.
 	// Downloads still running after a failure may have opened a pipe to
 	// an unpacker that will never read it: close those so they finish.
 	for ; i < n; i++ {
+		if staged[i] != nil {
+			continue // its stager reads its stream
+		}
 		lf := ls[i]
 		go func() {
 			if pr := <-lf.stream; pr != nil {
@@ -309,6 +370,7 @@ func (e *Engine) fetchAndUnpack(ctx context.Context, r ref.Reference, img image.
 		}()
 	}
 	wg.Wait()
+	stagers.Wait()
 	if unpackErr != nil && ctx.Err() != nil {
 		// Report why the pull was cancelled, not that another layer saw it.
 		unpackErr = context.Cause(ctx)
@@ -491,26 +553,12 @@ func (e *Engine) unpackLayerFrom(ctx context.Context, img image.Image, i int, sr
 	if err != nil {
 		return err
 	}
-	plain, _, err := archive.DecompressStream(src)
-	if err != nil {
-		return fmt.Errorf("layer %s: %w", short(l.Digest), err)
-	}
-	defer plain.Close()
-	diffID := img.ConfigFile.RootFS.DiffIDs[i]
-	verifier := diffID.Algorithm().Digester()
 	mode := archive.OverlayWhiteouts
 	if e.driver == "vfs" {
 		mode = archive.NaiveWhiteouts
 	}
-	if _, err := archive.Apply(ctx, dir, io.TeeReader(plain, verifier.Hash()), archive.ApplyOptions{Whiteouts: mode}); err != nil {
-		return fmt.Errorf("unpack layer %s: %w", short(l.Digest), err)
-	}
-	// The tar may end before its padding: hash what the decompressor has left.
-	if _, err := io.Copy(verifier.Hash(), plain); err != nil {
-		return fmt.Errorf("layer %s: %w", short(l.Digest), err)
-	}
-	if got := verifier.Digest(); got != diffID {
-		return fmt.Errorf("layer %s unpacks to %s, but the image config says %s: %w", short(l.Digest), got, diffID, errdefs.ErrFailedPrecondition)
+	if err := e.applyVerified(ctx, img, i, src, dir, mode); err != nil {
+		return err
 	}
 	if beforeCommit != nil {
 		if err := beforeCommit(); err != nil {
