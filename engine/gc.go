@@ -61,6 +61,9 @@ func (e *Engine) GC(ctx context.Context) (GCReport, error) {
 	if err := e.dropExpiredLeases(ctx, &rep); err != nil {
 		return rep, err
 	}
+	if root := e.stagingRoot(); root != "" {
+		cleanStaging(root) // layers staged by pulls that were killed
+	}
 	live, err := e.mark(ctx)
 	if err != nil {
 		return rep, err
