@@ -534,36 +534,46 @@ func (e *Engine) unpackLayer(ctx context.Context, img image.Image, i int) error 
 // beforeCommit, if set, runs once the diff ID checks out and must succeed
 // for the snapshot to be committed (a streamed layer waits there for its
 // download). On any error the snapshot is removed.
-func (e *Engine) unpackLayerFrom(ctx context.Context, img image.Image, i int, src io.Reader, beforeCommit func() error) (err error) {
-	l := img.Layers[i]
+func (e *Engine) unpackLayerFrom(ctx context.Context, img image.Image, i int, src io.Reader, beforeCommit func() error) error {
+	mode := archive.OverlayWhiteouts
+	if e.driver == "vfs" {
+		mode = archive.NaiveWhiteouts
+	}
+	return e.intoSnapshot(ctx, img, i, func(dir string) error {
+		if err := e.applyVerified(ctx, img, i, src, dir, mode); err != nil {
+			return err
+		}
+		if beforeCommit != nil {
+			return beforeCommit()
+		}
+		return nil
+	})
+}
+
+// intoSnapshot prepares an "extract-" snapshot for layer i on top of the
+// layers beneath it, lets fill put the layer's files into its upper dir,
+// and commits it under the layer's chain ID, or removes it if anything
+// fails. A layer another pull committed meanwhile counts as done.
+func (e *Engine) intoSnapshot(ctx context.Context, img image.Image, i int, fill func(upper string) error) (err error) {
 	parent := ""
 	if i > 0 {
 		parent = img.ChainIDs[i-1].String()
 	}
 	key := "extract-" + randomHex(6) + "-" + img.ChainIDs[i].Encoded()
 	if _, err := e.snapshots.Prepare(ctx, key, parent); err != nil {
-		return fmt.Errorf("prepare snapshot for layer %s: %w", short(l.Digest), err)
+		return fmt.Errorf("prepare snapshot for layer %s: %w", short(img.Layers[i].Digest), err)
 	}
 	defer func() {
 		if err != nil {
 			e.snapshots.Remove(context.WithoutCancel(ctx), key)
 		}
 	}()
-	dir, err := e.snapshots.UpperDir(ctx, key)
+	upper, err := e.snapshots.UpperDir(ctx, key)
 	if err != nil {
 		return err
 	}
-	mode := archive.OverlayWhiteouts
-	if e.driver == "vfs" {
-		mode = archive.NaiveWhiteouts
-	}
-	if err := e.applyVerified(ctx, img, i, src, dir, mode); err != nil {
+	if err := fill(upper); err != nil {
 		return err
-	}
-	if beforeCommit != nil {
-		if err := beforeCommit(); err != nil {
-			return err
-		}
 	}
 	err = e.snapshots.Commit(ctx, img.ChainIDs[i].String(), key)
 	if errdefs.IsAlreadyExists(err) {

@@ -113,39 +113,18 @@ func (e *Engine) stageLayer(ctx context.Context, img image.Image, i int, lf laye
 
 // commitStaged records the staged upper dir of layer i as its snapshot on
 // top of the (committed) snapshot of the layers beneath it.
-func (e *Engine) commitStaged(ctx context.Context, img image.Image, i int, staged string) (err error) {
-	l := img.Layers[i]
+func (e *Engine) commitStaged(ctx context.Context, img image.Image, i int, staged string) error {
 	if e.hasSnapshot(ctx, img.ChainIDs[i]) {
 		return nil // another pull committed it meanwhile
 	}
-	parent := ""
-	if i > 0 {
-		parent = img.ChainIDs[i-1].String()
-	}
-	key := "extract-" + randomHex(6) + "-" + img.ChainIDs[i].Encoded()
-	if _, err := e.snapshots.Prepare(ctx, key, parent); err != nil {
-		return fmt.Errorf("prepare snapshot for layer %s: %w", short(l.Digest), err)
-	}
-	defer func() {
-		if err != nil {
-			e.snapshots.Remove(context.WithoutCancel(ctx), key)
+	return e.intoSnapshot(ctx, img, i, func(upper string) error {
+		// rename(2) replaces an empty directory atomically (os.Rename
+		// refuses an existing directory).
+		if err := unix.Rename(staged, upper); err != nil {
+			return fmt.Errorf("layer %s: move the staged upper dir into its snapshot: %w", short(img.Layers[i].Digest), &os.LinkError{Op: "rename", Old: staged, New: upper, Err: err})
 		}
-	}()
-	upper, err := e.snapshots.UpperDir(ctx, key)
-	if err != nil {
-		return err
-	}
-	// rename(2) replaces an empty directory atomically (os.Rename refuses
-	// an existing directory).
-	if err := unix.Rename(staged, upper); err != nil {
-		return fmt.Errorf("layer %s: move the staged upper dir into its snapshot: %w", short(l.Digest), &os.LinkError{Op: "rename", Old: staged, New: upper, Err: err})
-	}
-	err = e.snapshots.Commit(ctx, img.ChainIDs[i].String(), key)
-	if errdefs.IsAlreadyExists(err) {
-		e.snapshots.Remove(context.WithoutCancel(ctx), key)
 		return nil
-	}
-	return err
+	})
 }
 
 // applyVerified decompresses the layer blob src and applies it to dir,
