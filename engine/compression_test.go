@@ -24,22 +24,7 @@ func TestPullCompressions(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Pull: %v", err)
 			}
-			files, absent := testenv.MultiLayerWant()
-			var paths []string
-			for p := range files {
-				paths = append(paths, p)
-			}
-			got := viewFiles(t, e, res, append(paths, absent...))
-			for p, want := range files {
-				if got[p] != want {
-					t.Errorf("%s = %q, want %q", p, got[p], want)
-				}
-			}
-			for _, p := range absent {
-				if _, ok := got[p]; ok {
-					t.Errorf("%s exists, want it deleted", p)
-				}
-			}
+			checkMultiLayer(t, e, res, "")
 		})
 	}
 }

@@ -72,11 +72,6 @@ func checkPulled(t *testing.T, root, name string) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	want, absent := testenv.MultiLayerWant()
-	var paths []string
-	for p := range want {
-		paths = append(paths, p)
-	}
 	check := func(when string) {
 		rec, err := e.FindImage(ctx, name)
 		if err != nil {
@@ -86,17 +81,7 @@ func checkPulled(t *testing.T, root, name string) {
 		if err != nil {
 			t.Fatalf("%s: %v", when, err)
 		}
-		got := viewFiles(t, e, engine.PullResult{Image: img}, append(paths, absent...))
-		for p, w := range want {
-			if got[p] != w {
-				t.Errorf("%s: %s = %q, want %q", when, p, got[p], w)
-			}
-		}
-		for _, p := range absent {
-			if _, ok := got[p]; ok {
-				t.Errorf("%s: %s exists", when, p)
-			}
-		}
+		checkMultiLayer(t, e, engine.PullResult{Image: img}, when+": ")
 	}
 	check("after pull")
 	defer engine.SetGCGrace(0)() // no pull runs now

@@ -55,6 +55,29 @@ func viewFiles(t *testing.T, e *engine.Engine, res engine.PullResult, paths []st
 	return got
 }
 
+// checkMultiLayer fails t unless res's root filesystem is what
+// testenv.MultiLayerImage unpacks to: its files there, the paths its
+// whiteouts delete gone. when prefixes the messages.
+func checkMultiLayer(t *testing.T, e *engine.Engine, res engine.PullResult, when string) {
+	t.Helper()
+	files, absent := testenv.MultiLayerWant()
+	paths := append([]string{}, absent...)
+	for p := range files {
+		paths = append(paths, p)
+	}
+	got := viewFiles(t, e, res, paths)
+	for p, want := range files {
+		if got[p] != want {
+			t.Errorf("%s%s = %q, want %q", when, p, got[p], want)
+		}
+	}
+	for _, p := range absent {
+		if _, ok := got[p]; ok {
+			t.Errorf("%s%s exists, want it deleted by a whiteout", when, p)
+		}
+	}
+}
+
 func TestPull(t *testing.T) {
 	for _, driver := range []string{"overlay", "vfs"} {
 		t.Run(driver, func(t *testing.T) {
@@ -84,22 +107,7 @@ func TestPull(t *testing.T) {
 			if err != nil || rec.Config != res.Image.ID() || rec.Target.Digest != res.Image.Target.Digest {
 				t.Fatalf("image record %+v, %v; want config %s", rec, err, res.Image.ID())
 			}
-			files, absent := testenv.MultiLayerWant()
-			var paths []string
-			for p := range files {
-				paths = append(paths, p)
-			}
-			got := viewFiles(t, e, res, append(paths, absent...))
-			for p, want := range files {
-				if got[p] != want {
-					t.Errorf("%s = %q, want %q", p, got[p], want)
-				}
-			}
-			for _, p := range absent {
-				if _, ok := got[p]; ok {
-					t.Errorf("%s exists, want it deleted by a whiteout", p)
-				}
-			}
+			checkMultiLayer(t, e, res, "")
 			// Again: nothing to download.
 			res2, err := e.Pull(ctx, reg.Host+"/multi:v1", engine.PullOptions{})
 			if err != nil || res2.Downloaded {
