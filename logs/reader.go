@@ -172,6 +172,9 @@ func (r *reader) follow(ctx context.Context, path string, f *logFile) error {
 			return err
 		}
 		files, err := openAll(path)
+		if errdefs.IsNotFound(err) {
+			continue // renamed away again before we could open it: next tick
+		}
 		if err != nil {
 			return err
 		}
@@ -296,6 +299,12 @@ func (l *logFile) next() ([]byte, error) {
 func openAll(path string) ([]*logFile, error) {
 	for attempt := 0; ; attempt++ {
 		files, err := openOnce(path)
+		if errdefs.IsNotFound(err) && attempt < 20 && rotatedExists(path) {
+			// Between the writer's rename of the live file and its
+			// creation of the next: try again.
+			time.Sleep(time.Millisecond)
+			continue
+		}
 		if err != nil || attempt >= 20 || stable(path, files) {
 			return files, err
 		}
@@ -335,6 +344,17 @@ func openOnce(path string) ([]*logFile, error) {
 		files[i], files[j] = files[j], files[i]
 	}
 	return files, nil
+}
+
+// rotatedExists reports whether the log has a rotated file, so that a
+// missing live file means a rotation in progress, not a missing log.
+func rotatedExists(path string) bool {
+	for _, gz := range []bool{false, true} {
+		if _, err := os.Stat(rotated(path, 1, gz)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // stable reports whether every opened file is still under its name.
