@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"archive/tar"
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -396,21 +394,8 @@ func TestHistoryCommand(t *testing.T) {
 func TestImagesDangling(t *testing.T) {
 	testenv.RequiresRoot(t)
 	root := t.TempDir()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o644, Size: 3, Typeflag: tar.TypeReg})
-	tw.Write([]byte("hi\n"))
-	tw.Close()
-	file := filepath.Join(t.TempDir(), "rootfs.tar")
-	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, errs, code := berth(t, root, "import", file)
-	if code != 0 {
-		t.Fatalf("import: exit %d: %s", code, errs)
-	}
-	id := strings.TrimSpace(out)
-	out, _, _ = berth(t, root, "images")
+	id := importDangling(t, root)
+	out, _, _ := berth(t, root, "images")
 	if ls := lines(out); len(ls) != 2 || !strings.HasPrefix(ls[1], "<none>       <none>    "+shortHex(id)+"   ") {
 		t.Errorf("images with a dangling image:\n%s", out)
 	}
@@ -420,7 +405,7 @@ func TestImagesDangling(t *testing.T) {
 	if out, _, _ := berth(t, root, "images", "-q", "-f", "dangling=false"); out != "" {
 		t.Errorf("images -f dangling=false = %q", out)
 	}
-	out, errs, code = berth(t, root, "rmi", shortHex(id))
+	out, errs, code := berth(t, root, "rmi", shortHex(id))
 	if code != 0 || !strings.HasPrefix(out, "Deleted: "+id+"\nDeleted: sha256:") || len(lines(out)) != 2 {
 		t.Errorf("rmi of a dangling image: exit %d %q %s, want the image and its layer deleted, nothing untagged", code, out, errs)
 	}

@@ -58,17 +58,7 @@ func checkStore(t *testing.T, e *engine.Engine, root string) {
 	if ing, err := cs.Ingests(ctx); err != nil || len(ing) != 0 {
 		t.Errorf("ingests left: %v %v", ing, err)
 	}
-	sn, err := snapshot.NewOverlay(filepath.Join(root, "snapshots", "overlay"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sn.Close()
-	sn.Walk(ctx, func(i snapshot.Info) error {
-		if strings.HasPrefix(i.Key, "extract-") {
-			t.Errorf("unpack snapshot %s left", i.Key)
-		}
-		return nil
-	})
+	checkNoExtract(t, root)
 	imgs, err := e.ListImages(ctx)
 	if err != nil {
 		t.Fatalf("ListImages: %v", err)
@@ -189,4 +179,21 @@ func TestGC(t *testing.T) {
 		t.Errorf("left after GC of everything: %v", left)
 	}
 	checkStore(t, e, root)
+}
+
+// checkNoExtract fails t if root's overlay snapshotter holds an unpack
+// ("extract-") snapshot: a pull, finished or failed, leaves none.
+func checkNoExtract(t *testing.T, root string) {
+	t.Helper()
+	sn, err := snapshot.NewOverlay(filepath.Join(root, "snapshots", "overlay"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Close()
+	sn.Walk(context.Background(), func(i snapshot.Info) error {
+		if strings.HasPrefix(i.Key, "extract-") {
+			t.Errorf("unpack snapshot %s left", i.Key)
+		}
+		return nil
+	})
 }

@@ -26,7 +26,6 @@ import (
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/meta"
-	"github.com/berth-dev/berth/snapshot"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -361,17 +360,7 @@ func checkNothingLeft(t *testing.T, sandbox, root string) {
 		t.Errorf("leases after a failed pull: %v %v", ls, err)
 	}
 	db.Close()
-	sn, err := snapshot.NewOverlay(filepath.Join(root, "snapshots", "overlay"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sn.Close()
-	sn.Walk(ctx, func(i snapshot.Info) error {
-		if strings.HasPrefix(i.Key, "extract-") {
-			t.Errorf("unpack snapshot %s left", i.Key)
-		}
-		return nil
-	})
+	checkNoExtract(t, root)
 	ents, err := os.ReadDir(sandbox)
 	if err != nil {
 		t.Fatal(err)

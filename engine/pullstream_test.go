@@ -137,18 +137,33 @@ func TestPullStreamsLayer(t *testing.T) {
 	img, blob := bigLayerImage(t)
 	testenv.PushImage(t, reg, "stream:v1", img)
 	e := newTestEngine(t)
+	seen := 0
+	pullWhileStalled(t, e, reg, blob, "stream:v1", func() bool {
+		seen, _ = extracting(ctx, t, e.snapshots)
+		return seen > 0
+	}, func() string {
+		return "no files in an extract- snapshot while the first layer was half sent: not streaming"
+	})
+	t.Logf("%d files unpacked from the first half of the layer", seen)
+}
 
+// pullWhileStalled pulls repo from reg through a proxy that holds back the
+// second half of blob until ready reports true (polled every 10 ms, for at
+// most 20 s; if it never does, the test fails with why(), the pull
+// released). Then the pull must succeed and leave no extract- snapshot.
+func pullWhileStalled(t *testing.T, e *Engine, reg *testenv.Registry, blob, repo string, ready func() bool, why func() string) {
+	t.Helper()
+	ctx := context.Background()
 	release := make(chan struct{})
 	proxy := stallingProxy(t, reg.URL(""), blob, func() { <-release })
 	host := strings.TrimPrefix(proxy.URL, "http://")
 	done := make(chan error, 1)
 	go func() {
-		_, err := e.Pull(ctx, host+"/stream:v1", PullOptions{})
+		_, err := e.Pull(ctx, host+"/"+repo, PullOptions{})
 		done <- err
 	}()
 	deadline := time.After(20 * time.Second)
-	seen := 0
-	for seen == 0 {
+	for !ready() {
 		select {
 		case err := <-done:
 			close(release)
@@ -156,16 +171,14 @@ func TestPullStreamsLayer(t *testing.T) {
 		case <-deadline:
 			close(release)
 			<-done
-			t.Fatal("no files in an extract- snapshot while the first layer was half sent: not streaming")
+			t.Fatal(why())
 		case <-time.After(10 * time.Millisecond):
-			seen, _ = extracting(ctx, t, e.snapshots)
 		}
 	}
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
-	t.Logf("%d files unpacked from the first half of the layer", seen)
 	if _, found := extracting(ctx, t, e.snapshots); found {
 		t.Error("an extract- snapshot is left after the pull")
 	}
