@@ -23,25 +23,33 @@ type testPKI struct {
 	serverCert                tls.Certificate
 }
 
-func newTestPKI(dir string) (*testPKI, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// selfSignedCA makes a P-256 key and a CA certificate for it, valid from an
+// hour ago for a day.
+func selfSignedCA(serial int64, name string) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "berth test CA"},
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(serial),
+		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	return key, der, err
+}
+
+func newTestPKI(dir string) (*testPKI, error) {
+	caKey, caDER, err := selfSignedCA(1, "berth test CA")
 	if err != nil {
 		return nil, err
 	}
+	now := time.Now()
 	ca, err := x509.ParseCertificate(caDER)
 	if err != nil {
 		return nil, err
