@@ -32,7 +32,7 @@ var layers = map[string]int{
 	"snapshot/snapshottest": 3,
 	// L3: one subsystem each.
 	"spec": 3, "shim": 3, "image": 3, "registry": 3, "network": 3,
-	"volume": 3, "logs": 3, "build": 3,
+	"volume": 3, "logs": 3, "build": 3, "oci": 3, "events": 3,
 	// L4: the one orchestrator.
 	"engine": 4,
 	// L5: translate requests.
