@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -149,3 +150,14 @@ func lookupGroup(g string, groups []account) (uint32, error) {
 	}
 	return 0, fmt.Errorf("unable to find group %s: no matching entries in group file: %w", g, errdefs.ErrInvalidArgument)
 }
+
+// ExecUser resolves the --user of `exec` against the container's account
+// files (users may be nil for a numeric uid[:gid]). It returns the user
+// and its home directory.
+func ExecUser(user string, users Users) (specs.User, string, error) {
+	return resolveUser(user, nil, users)
+}
+
+// MergeEnv sets each KEY=VALUE of over in base, replacing a variable base
+// already has: how `exec -e` adds to the container's environment.
+func MergeEnv(base, over []string) []string { return mergeEnv(slices.Clone(base), over) }
