@@ -93,3 +93,7 @@ func capabilities(add, drop []string, privileged bool) ([]string, error) {
 	}
 	return caps, nil
 }
+
+// AllCapabilities lists every capability the running kernel has, for
+// `exec --privileged`.
+func AllCapabilities() []string { return capNames(true) }
