@@ -63,6 +63,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &se) {
 		code = se.code
 	}
+	if err.Error() == "" {
+		return code // the container's exit status: nothing to say
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintln(g.stderr, ue.msg)

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/image"
@@ -36,29 +38,8 @@ func pullCmd(g *globals) *cobra.Command {
 			}
 			defer e.Close()
 			out := cmd.OutOrStdout()
-			o := engine.PullOptions{Platform: p}
-			if !quiet {
-				if r.Tag() == "latest" && !hasTag(args[0]) {
-					fmt.Fprintln(out, "Using default tag: latest")
-				}
-				tag := r.Tag()
-				if r.IsDigested() {
-					tag = r.Digest().String()
-				}
-				fmt.Fprintf(out, "%s: Pulling from %s\n", tag, familiarPath(r))
-				o.Progress = newProgressWriter(out, isTTY(out)).Update
-			}
-			res, err := e.Pull(cmd.Context(), args[0], o)
-			if err != nil {
+			if err := pullImage(cmd.Context(), e, args[0], r, p, quiet, out); err != nil {
 				return err
-			}
-			if !quiet {
-				fmt.Fprintf(out, "Digest: %s\n", res.Image.Target.Digest)
-				if res.Downloaded {
-					fmt.Fprintf(out, "Status: Downloaded newer image for %s\n", r.Familiar())
-				} else {
-					fmt.Fprintf(out, "Status: Image is up to date for %s\n", r.Familiar())
-				}
 			}
 			fmt.Fprintln(out, r.String())
 			return nil
@@ -89,4 +70,34 @@ func familiarPath(r ref.Reference) string {
 		return r.Path()
 	}
 	return r.Domain() + "/" + r.Path()
+}
+
+// pullImage pulls name (parsed as r) and reports it on out as docker pull
+// does; quiet prints nothing (the caller prints the reference).
+func pullImage(ctx context.Context, e *engine.Engine, name string, r ref.Reference, p *ocispec.Platform, quiet bool, out io.Writer) error {
+	o := engine.PullOptions{Platform: p}
+	if !quiet {
+		if r.Tag() == "latest" && !hasTag(name) {
+			fmt.Fprintln(out, "Using default tag: latest")
+		}
+		tag := r.Tag()
+		if r.IsDigested() {
+			tag = r.Digest().String()
+		}
+		fmt.Fprintf(out, "%s: Pulling from %s\n", tag, familiarPath(r))
+		o.Progress = newProgressWriter(out, isTTY(out)).Update
+	}
+	res, err := e.Pull(ctx, name, o)
+	if err != nil {
+		return err
+	}
+	if !quiet {
+		fmt.Fprintf(out, "Digest: %s\n", res.Image.Target.Digest)
+		if res.Downloaded {
+			fmt.Fprintf(out, "Status: Downloaded newer image for %s\n", r.Familiar())
+		} else {
+			fmt.Fprintf(out, "Status: Image is up to date for %s\n", r.Familiar())
+		}
+	}
+	return nil
 }

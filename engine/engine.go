@@ -17,6 +17,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,9 @@ type Config struct {
 	Platform      *ocispec.Platform
 	Registry      []registry.Option // e.g. certificates, insecure hosts, a docker config
 	Log           *slog.Logger
+	// Exe is the berth binary that runs as the containers' shims; empty
+	// means $BERTH_EXE, else this program.
+	Exe string
 }
 
 // Engine carries out berth's operations on one state root.
@@ -59,6 +63,7 @@ type Engine struct {
 	metaPath      string
 	platform      ocispec.Platform
 	log           *slog.Logger
+	exe           string
 }
 
 // New opens the stores under cfg.Root, creating them on first use.
@@ -77,6 +82,14 @@ func New(cfg Config) (*Engine, error) {
 		e.driver = "overlay"
 	}
 	e.platform = image.DefaultPlatform()
+	e.exe = cmp.Or(cfg.Exe, os.Getenv("BERTH_EXE"))
+	if e.exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find the berth binary: %w", err)
+		}
+		e.exe = exe
+	}
 	if cfg.Platform != nil {
 		e.platform = image.Normalize(*cfg.Platform)
 	}
