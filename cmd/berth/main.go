@@ -12,6 +12,7 @@ import (
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/command"
 	_ "github.com/berth-dev/berth/runtime/nsexec" // joins namespaces before the Go runtime starts
+	"github.com/berth-dev/berth/shim"
 )
 
 func main() {
@@ -29,6 +30,8 @@ func main() {
 		runtime.Init() // the container side of the runtime; never returns
 	case "runtime":
 		os.Exit(command.Main(context.Background(), os.Args[2:]))
+	case "shim":
+		os.Exit(shim.Main(context.Background(), os.Args[2:]))
 	case "version", "--version":
 		fmt.Println("berth version 0.1.0")
 	default:
