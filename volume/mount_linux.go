@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/berth-dev/berth/errdefs"
@@ -36,12 +35,11 @@ func mountOf(opts map[string]string) mount.Mount {
 }
 
 // Mount readies the volume for a container and returns the host path to
-// bind into it. ref names the user (the container's ID): a volume with
-// type/device options is mounted on its _data by the first ref and stays
-// mounted until Unmount drops the last. Mounting again for a ref already
-// holding the volume changes nothing, so a retried start is harmless. A
-// plain volume needs no mount and keeps no count.
-func (s *Store) Mount(ctx context.Context, name, ref string) (string, error) {
+// bind into it. A volume with type/device options is mounted on its _data
+// by the first Mount and stays mounted until as many Unmounts have come; a
+// plain volume needs no mount and keeps no count. The count lives in
+// mounts.json under the volume's flock, so every berth process shares it.
+func (s *Store) Mount(ctx context.Context, name string) (string, error) {
 	v, err := s.Get(ctx, name)
 	if err != nil {
 		return "", err
@@ -49,15 +47,12 @@ func (s *Store) Mount(ctx context.Context, name, ref string) (string, error) {
 	if !NeedsMount(v.Options) {
 		return v.Mountpoint, nil
 	}
-	if ref == "" {
-		return "", fmt.Errorf("mount %s: empty reference: %w", name, errdefs.ErrInvalidArgument)
-	}
 	lk, err := s.lock(name)
 	if err != nil {
 		return "", err
 	}
 	defer lk.unlock()
-	refs, err := s.readRefs(name)
+	n, err := s.readCount(name)
 	if err != nil {
 		return "", wrapOp("mount", name, err)
 	}
@@ -66,26 +61,26 @@ func (s *Store) Mount(ctx context.Context, name, ref string) (string, error) {
 		return "", wrapOp("mount", name, err)
 	}
 	if !mounted {
+		// Not mounted whatever the count says (a reboot, or a holder that
+		// died): those holds are gone with the mount.
+		n = 0
 		if err := mountOf(v.Options).Mount(v.Mountpoint); err != nil {
 			return "", fmt.Errorf("mount %s: failed to mount local volume: %s", name, hidePassword(err.Error(), v.Options["o"]))
 		}
 	}
-	if !slices.Contains(refs, ref) {
-		refs = append(refs, ref)
-		if err := s.writeRefs(name, refs); err != nil {
-			if !mounted {
-				mount.Unmount(v.Mountpoint, unix.MNT_DETACH)
-			}
-			return "", wrapOp("mount", name, err)
+	if err := s.writeCount(name, n+1); err != nil {
+		if !mounted {
+			mount.Unmount(v.Mountpoint, unix.MNT_DETACH)
 		}
+		return "", wrapOp("mount", name, err)
 	}
 	return v.Mountpoint, nil
 }
 
-// Unmount drops ref's hold on the volume; the last one out unmounts a
-// volume with type/device options. Dropping a ref that holds nothing is
-// not an error.
-func (s *Store) Unmount(ctx context.Context, name, ref string) error {
+// Unmount drops one Mount's hold on the volume; the last one out unmounts
+// a volume with type/device options. An Unmount with no Mount left to
+// match is not an error.
+func (s *Store) Unmount(ctx context.Context, name string) error {
 	v, err := s.Get(ctx, name)
 	if err != nil {
 		return err
@@ -98,17 +93,17 @@ func (s *Store) Unmount(ctx context.Context, name, ref string) error {
 		return err
 	}
 	defer lk.unlock()
-	refs, err := s.readRefs(name)
+	n, err := s.readCount(name)
 	if err != nil {
 		return wrapOp("unmount", name, err)
 	}
-	if i := slices.Index(refs, ref); i >= 0 {
-		refs = slices.Delete(refs, i, i+1)
-		if err := s.writeRefs(name, refs); err != nil {
+	if n > 0 {
+		n--
+		if err := s.writeCount(name, n); err != nil {
 			return wrapOp("unmount", name, err)
 		}
 	}
-	if len(refs) > 0 {
+	if n > 0 {
 		return nil
 	}
 	if err := unmountData(v.Mountpoint); err != nil {
@@ -117,17 +112,26 @@ func (s *Store) Unmount(ctx context.Context, name, ref string) error {
 	return nil
 }
 
-// Refs returns who holds the volume's mount (see Mount), oldest first.
-func (s *Store) Refs(ctx context.Context, name string) ([]string, error) {
-	if _, err := s.Get(ctx, name); err != nil {
-		return nil, err
+// Mounts is how many Mounts of the volume have not been unmounted yet
+// (always 0 for a volume without type/device options).
+func (s *Store) Mounts(ctx context.Context, name string) (int, error) {
+	v, err := s.Get(ctx, name)
+	if err != nil || !NeedsMount(v.Options) {
+		return 0, err
 	}
 	lk, err := s.lock(name)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer lk.unlock()
-	return s.readRefs(name)
+	n, err := s.readCount(name)
+	if err != nil {
+		return 0, err
+	}
+	if mounted, err := isMountPoint(v.Mountpoint); err != nil || !mounted {
+		return 0, err
+	}
+	return n, nil
 }
 
 // hidePassword masks a password= mount option (cifs) in a message.
@@ -237,30 +241,27 @@ func (s *Store) lock(name string) (volumeLock, error) {
 	return volumeLock{f}, nil
 }
 
-// readRefs reads mounts.json; the caller holds the lock.
-func (s *Store) readRefs(name string) ([]string, error) {
-	data, err := os.ReadFile(filepath.Join(s.dir, name, refsFile))
+// readCount reads mounts.json; the caller holds the lock.
+func (s *Store) readCount(name string) (int, error) {
+	data, err := os.ReadFile(filepath.Join(s.dir, name, countFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return 0, nil
 	}
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	var refs []string
-	if err := json.Unmarshal(data, &refs); err != nil {
-		return nil, fmt.Errorf("%s: %v: %w", refsFile, err, errdefs.ErrFailedPrecondition)
+	var c struct{ Count int }
+	if err := json.Unmarshal(data, &c); err != nil || c.Count < 0 {
+		return 0, fmt.Errorf("%s: bad count %q: %w", countFile, data, errdefs.ErrFailedPrecondition)
 	}
-	return refs, nil
+	return c.Count, nil
 }
 
-// writeRefs replaces mounts.json; the caller holds the lock.
-func (s *Store) writeRefs(name string, refs []string) error {
-	if refs == nil {
-		refs = []string{}
-	}
-	data, err := json.Marshal(refs)
+// writeCount replaces mounts.json; the caller holds the lock.
+func (s *Store) writeCount(name string, n int) error {
+	data, err := json.Marshal(struct{ Count int }{n})
 	if err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(s.dir, name, refsFile), data)
+	return writeFile(filepath.Join(s.dir, name, countFile), data)
 }

@@ -8,7 +8,7 @@
 //	<dir>/<name>/volume.json   the volume's record (written once, atomically)
 //	<dir>/<name>/lock          flocked while mounts are counted or the volume
 //	                           is removed
-//	<dir>/<name>/mounts.json   who holds the volume's mount (mounted volumes)
+//	<dir>/<name>/mounts.json   how many Mounts hold the volume's mount
 //	<dir>/.tmp-*               a volume being created, renamed to <name> when whole
 //	<dir>/.trash-*             a removed volume on its way out
 //
@@ -17,7 +17,7 @@
 // same name at once both end up with the one that won the rename.
 // Removal renames the volume away first, so a half-removed volume is never
 // listed. Which containers use a volume is the engine's to know; the store
-// only counts the references of volumes it has to mount.
+// only counts the Mounts of volumes it has to mount.
 package volume
 
 import (
@@ -53,7 +53,7 @@ const (
 	dataDir   = "_data"
 	metaFile  = "volume.json"
 	lockFile  = "lock"
-	refsFile  = "mounts.json"
+	countFile = "mounts.json"
 	tmpPrefix = ".tmp-"
 	rmPrefix  = ".trash-"
 )
@@ -387,8 +387,8 @@ func (s *Store) dropStaleTemp(n string) {
 }
 
 // Remove deletes the volume and its data. It refuses while the volume is
-// mounted for someone (Mount without Unmount); whether a container still
-// names the volume is the engine's to check.
+// mounted for someone (a Mount without its Unmount); whether a container
+// still names the volume is the engine's to check.
 func (s *Store) Remove(ctx context.Context, name string) error {
 	v, err := s.Get(ctx, name)
 	if err != nil {
@@ -399,11 +399,15 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 		return err
 	}
 	defer lk.unlock()
-	refs, err := s.readRefs(name)
+	n, err := s.readCount(name)
 	if err != nil {
 		return wrapOp("remove", name, err)
 	}
-	if len(refs) > 0 {
+	mounted, err := isMountPoint(v.Mountpoint)
+	if err != nil {
+		return wrapOp("remove", name, err)
+	}
+	if n > 0 && mounted {
 		return errorf(errdefs.ErrConflict, "remove %s: volume has active mounts", name)
 	}
 	// Nothing may stay mounted on _data: removing the tree would delete
