@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/berth-dev/berth/errdefs"
@@ -35,11 +36,12 @@ func mountOf(opts map[string]string) mount.Mount {
 }
 
 // Mount readies the volume for a container and returns the host path to
-// bind into it. A volume with type/device options is mounted on its _data
-// by the first Mount and stays mounted until as many Unmounts have come; a
-// plain volume needs no mount and keeps no count. The count lives in
-// mounts.json under the volume's flock, so every berth process shares it.
-func (s *Store) Mount(ctx context.Context, name string) (string, error) {
+// bind into it. ref names the user (the container's ID): a volume with
+// type/device options is mounted on its _data by the first ref and stays
+// mounted until Unmount drops the last. Mounting again for a ref already
+// holding the volume changes nothing, so a retried start is harmless. A
+// plain volume needs no mount and keeps no count.
+func (s *Store) Mount(ctx context.Context, name, ref string) (string, error) {
 	v, err := s.Get(ctx, name)
 	if err != nil {
 		return "", err
@@ -47,12 +49,15 @@ func (s *Store) Mount(ctx context.Context, name string) (string, error) {
 	if !NeedsMount(v.Options) {
 		return v.Mountpoint, nil
 	}
+	if ref == "" {
+		return "", fmt.Errorf("mount %s: empty reference: %w", name, errdefs.ErrInvalidArgument)
+	}
 	lk, err := s.lock(name)
 	if err != nil {
 		return "", err
 	}
 	defer lk.unlock()
-	n, err := s.readCount(name)
+	refs, err := s.readRefs(name)
 	if err != nil {
 		return "", wrapOp("mount", name, err)
 	}
@@ -61,26 +66,31 @@ func (s *Store) Mount(ctx context.Context, name string) (string, error) {
 		return "", wrapOp("mount", name, err)
 	}
 	if !mounted {
-		// Not mounted whatever the count says (a reboot, or a holder that
-		// died): those holds are gone with the mount.
-		n = 0
+		// Not mounted whatever refs says (a reboot, or holders that died
+		// with their mount namespace): those holds went with the mount.
+		refs = nil
 		if err := mountOf(v.Options).Mount(v.Mountpoint); err != nil {
 			return "", fmt.Errorf("mount %s: failed to mount local volume: %s", name, hidePassword(err.Error(), v.Options["o"]))
 		}
 	}
-	if err := s.writeCount(name, n+1); err != nil {
-		if !mounted {
-			mount.Unmount(v.Mountpoint, unix.MNT_DETACH)
+	if !slices.Contains(refs, ref) || !mounted {
+		if !slices.Contains(refs, ref) {
+			refs = append(refs, ref)
 		}
-		return "", wrapOp("mount", name, err)
+		if err := s.writeRefs(name, refs); err != nil {
+			if !mounted {
+				mount.Unmount(v.Mountpoint, unix.MNT_DETACH)
+			}
+			return "", wrapOp("mount", name, err)
+		}
 	}
 	return v.Mountpoint, nil
 }
 
-// Unmount drops one Mount's hold on the volume; the last one out unmounts
-// a volume with type/device options. An Unmount with no Mount left to
-// match is not an error.
-func (s *Store) Unmount(ctx context.Context, name string) error {
+// Unmount drops ref's hold on the volume; the last one out unmounts a
+// volume with type/device options. Dropping a ref that holds nothing is
+// not an error.
+func (s *Store) Unmount(ctx context.Context, name, ref string) error {
 	v, err := s.Get(ctx, name)
 	if err != nil {
 		return err
@@ -93,17 +103,17 @@ func (s *Store) Unmount(ctx context.Context, name string) error {
 		return err
 	}
 	defer lk.unlock()
-	n, err := s.readCount(name)
+	refs, err := s.readRefs(name)
 	if err != nil {
 		return wrapOp("unmount", name, err)
 	}
-	if n > 0 {
-		n--
-		if err := s.writeCount(name, n); err != nil {
+	if i := slices.Index(refs, ref); i >= 0 {
+		refs = slices.Delete(refs, i, i+1)
+		if err := s.writeRefs(name, refs); err != nil {
 			return wrapOp("unmount", name, err)
 		}
 	}
-	if n > 0 {
+	if len(refs) > 0 {
 		return nil
 	}
 	if err := unmountData(v.Mountpoint); err != nil {
@@ -112,26 +122,26 @@ func (s *Store) Unmount(ctx context.Context, name string) error {
 	return nil
 }
 
-// Mounts is how many Mounts of the volume have not been unmounted yet
-// (always 0 for a volume without type/device options).
-func (s *Store) Mounts(ctx context.Context, name string) (int, error) {
+// Refs returns who holds the volume's mount (see Mount), oldest first:
+// none for a volume without type/device options or whose mount is gone.
+func (s *Store) Refs(ctx context.Context, name string) ([]string, error) {
 	v, err := s.Get(ctx, name)
 	if err != nil || !NeedsMount(v.Options) {
-		return 0, err
+		return nil, err
 	}
 	lk, err := s.lock(name)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer lk.unlock()
-	n, err := s.readCount(name)
+	refs, err := s.readRefs(name)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if mounted, err := isMountPoint(v.Mountpoint); err != nil || !mounted {
-		return 0, err
+		return nil, err
 	}
-	return n, nil
+	return refs, nil
 }
 
 // hidePassword masks a password= mount option (cifs) in a message.
@@ -241,27 +251,30 @@ func (s *Store) lock(name string) (volumeLock, error) {
 	return volumeLock{f}, nil
 }
 
-// readCount reads mounts.json; the caller holds the lock.
-func (s *Store) readCount(name string) (int, error) {
-	data, err := os.ReadFile(filepath.Join(s.dir, name, countFile))
+// readRefs reads mounts.json; the caller holds the lock.
+func (s *Store) readRefs(name string) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(s.dir, name, refsFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+		return nil, nil
 	}
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var c struct{ Count int }
-	if err := json.Unmarshal(data, &c); err != nil || c.Count < 0 {
-		return 0, fmt.Errorf("%s: bad count %q: %w", countFile, data, errdefs.ErrFailedPrecondition)
+	var refs []string
+	if err := json.Unmarshal(data, &refs); err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", refsFile, err, errdefs.ErrFailedPrecondition)
 	}
-	return c.Count, nil
+	return refs, nil
 }
 
-// writeCount replaces mounts.json; the caller holds the lock.
-func (s *Store) writeCount(name string, n int) error {
-	data, err := json.Marshal(struct{ Count int }{n})
+// writeRefs replaces mounts.json; the caller holds the lock.
+func (s *Store) writeRefs(name string, refs []string) error {
+	if refs == nil {
+		refs = []string{}
+	}
+	data, err := json.Marshal(refs)
 	if err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(s.dir, name, countFile), data)
+	return writeFile(filepath.Join(s.dir, name, refsFile), data)
 }

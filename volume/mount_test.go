@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,7 +61,7 @@ func TestMountTmpfs(t *testing.T) {
 	if mounted(t, v.Mountpoint) {
 		t.Fatal("mounted at create")
 	}
-	p, err := s.Mount(ctx, "scratch")
+	p, err := s.Mount(ctx, "scratch", "c1")
 	if err != nil || p != v.Mountpoint {
 		t.Fatalf("Mount = %q, %v", p, err)
 	}
@@ -74,12 +75,14 @@ func TestMountTmpfs(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(p, "f"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// A second user shares the one mount.
-	if _, err := s.Mount(ctx, "scratch"); err != nil {
-		t.Fatal(err)
+	// A second user and a repeated Mount share the one mount.
+	for _, ref := range []string{"c2", "c1"} {
+		if _, err := s.Mount(ctx, "scratch", ref); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if n, err := s.Mounts(ctx, "scratch"); err != nil || n != 2 {
-		t.Errorf("Mounts = %d, %v", n, err)
+	if refs, err := s.Refs(ctx, "scratch"); err != nil || !slices.Equal(refs, []string{"c1", "c2"}) {
+		t.Errorf("Refs = %v, %v", refs, err)
 	}
 	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
 		t.Fatal(err)
@@ -87,25 +90,25 @@ func TestMountTmpfs(t *testing.T) {
 	if mounted(t, p) {
 		t.Fatal("Mount stacked a second tmpfs")
 	}
-	// The mount went away behind the store's back (a reboot): the count
+	// The mount went away behind the store's back (a reboot): its holds
 	// went with it, and the next Mount mounts afresh.
-	if n, err := s.Mounts(ctx, "scratch"); err != nil || n != 0 {
-		t.Errorf("Mounts of an unmounted volume = %d, %v", n, err)
+	if refs, err := s.Refs(ctx, "scratch"); err != nil || len(refs) != 0 {
+		t.Errorf("Refs of a volume whose mount is gone = %v, %v", refs, err)
 	}
-	for range 2 {
-		if _, err := s.Mount(ctx, "scratch"); err != nil || !mounted(t, p) {
+	for _, ref := range []string{"c1", "c2"} {
+		if _, err := s.Mount(ctx, "scratch", ref); err != nil || !mounted(t, p) {
 			t.Fatalf("Mount of a volume whose mount went away: %v", err)
 		}
 	}
-	if n, err := s.Mounts(ctx, "scratch"); err != nil || n != 2 {
-		t.Errorf("Mounts = %d, %v", n, err)
+	if refs, err := s.Refs(ctx, "scratch"); err != nil || !slices.Equal(refs, []string{"c1", "c2"}) {
+		t.Errorf("Refs after remounting = %v, %v", refs, err)
 	}
 	os.WriteFile(filepath.Join(p, "f"), []byte("x"), 0o644)
-	if err := s.Unmount(ctx, "scratch"); err != nil {
+	if err := s.Unmount(ctx, "scratch", "c1"); err != nil {
 		t.Fatal(err)
 	}
 	if !mounted(t, p) {
-		t.Fatal("unmounted while a second Mount holds it")
+		t.Fatal("unmounted while c2 holds it")
 	}
 	if _, err := os.Stat(filepath.Join(p, "f")); err != nil {
 		t.Errorf("data gone while mounted: %v", err)
@@ -114,7 +117,7 @@ func TestMountTmpfs(t *testing.T) {
 	if !errdefs.IsConflict(err) || err.Error() != "remove scratch: volume has active mounts" {
 		t.Errorf("Remove while mounted: %v", err)
 	}
-	if err := s.Unmount(ctx, "scratch"); err != nil {
+	if err := s.Unmount(ctx, "scratch", "c2"); err != nil {
 		t.Fatal(err)
 	}
 	if mounted(t, p) {
@@ -123,11 +126,8 @@ func TestMountTmpfs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(p, "f")); !os.IsNotExist(err) {
 		t.Errorf("tmpfs data outlived the mount: %v", err)
 	}
-	if err := s.Unmount(ctx, "scratch"); err != nil {
-		t.Errorf("an Unmount too many: %v", err)
-	}
-	if n, err := s.Mounts(ctx, "scratch"); err != nil || n != 0 {
-		t.Errorf("Mounts after an Unmount too many = %d, %v", n, err)
+	if err := s.Unmount(ctx, "scratch", "c2"); err != nil {
+		t.Errorf("Unmount of a ref that holds nothing: %v", err)
 	}
 	if err := s.Remove(ctx, "scratch"); err != nil {
 		t.Fatal(err)
@@ -138,20 +138,20 @@ func TestMountPlain(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	v, _ := s.Create(ctx, "plain", CreateOptions{})
-	p, err := s.Mount(ctx, "plain")
+	p, err := s.Mount(ctx, "plain", "c1")
 	if err != nil || p != v.Mountpoint {
 		t.Fatalf("Mount = %q, %v", p, err)
 	}
-	if _, err := os.Stat(filepath.Join(s.Dir(), "plain", countFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(s.Dir(), "plain", refsFile)); !os.IsNotExist(err) {
 		t.Errorf("a plain volume counts mounts: %v", err)
 	}
-	if err := s.Unmount(ctx, "plain"); err != nil {
+	if err := s.Unmount(ctx, "plain", "c1"); err != nil {
 		t.Error(err)
 	}
-	if _, err := s.Mount(ctx, "nosuch"); !errdefs.IsNotFound(err) || err.Error() != "get nosuch: no such volume" {
+	if _, err := s.Mount(ctx, "nosuch", "c1"); !errdefs.IsNotFound(err) || err.Error() != "get nosuch: no such volume" {
 		t.Errorf("Mount of nothing: %v", err)
 	}
-	if err := s.Unmount(ctx, "nosuch"); !errdefs.IsNotFound(err) {
+	if err := s.Unmount(ctx, "nosuch", "c1"); !errdefs.IsNotFound(err) {
 		t.Errorf("Unmount of nothing: %v", err)
 	}
 }
@@ -165,17 +165,20 @@ func TestMountFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Mount(ctx, "bad")
+	_, err = s.Mount(ctx, "bad", "c1")
 	if err == nil || !strings.Contains(err.Error(), "mount bad: failed to mount local volume") || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("Mount of an unknown filesystem: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(s.Dir(), "bad", countFile)); !os.IsNotExist(err) || mounted(t, v.Mountpoint) {
-		t.Errorf("a failed Mount counted: %v", err)
+	if refs, _ := s.Refs(ctx, "bad"); len(refs) != 0 || mounted(t, v.Mountpoint) {
+		t.Errorf("a failed Mount left refs %v", refs)
+	}
+	if _, err := s.Mount(ctx, "bad", ""); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("Mount without a ref: %v", err)
 	}
 }
 
 // TestRemoveBindVolume: a volume that binds a host directory, left
-// mounted with its count lost, is unmounted by Remove
+// mounted by a process that died without Unmount, is unmounted by Remove
 // before the volume's files go, so the host directory keeps its files.
 func TestRemoveBindVolume(t *testing.T) {
 	testenv.RequiresRoot(t)
@@ -188,7 +191,7 @@ func TestRemoveBindVolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := s.Mount(ctx, "hostdir")
+	p, err := s.Mount(ctx, "hostdir", "c1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +199,7 @@ func TestRemoveBindVolume(t *testing.T) {
 		t.Fatalf("bind volume shows %q, %v", data, err)
 	}
 	// The holder died and its count was lost.
-	if err := os.Remove(filepath.Join(s.Dir(), "hostdir", countFile)); err != nil {
+	if err := os.Remove(filepath.Join(s.Dir(), "hostdir", refsFile)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Remove(ctx, "hostdir"); err != nil {
@@ -210,9 +213,9 @@ func TestRemoveBindVolume(t *testing.T) {
 	}
 }
 
-// TestRemoveStaleCount: a count left by holders whose mount is gone (a
-// reboot) does not keep the volume from being removed.
-func TestRemoveStaleCount(t *testing.T) {
+// TestRemoveStaleRefs: holds recorded by users whose mount is gone (a
+// reboot) do not keep the volume from being removed.
+func TestRemoveStaleRefs(t *testing.T) {
 	testenv.RequiresRoot(t)
 	ctx := context.Background()
 	s := newStore(t)
@@ -220,7 +223,7 @@ func TestRemoveStaleCount(t *testing.T) {
 	if _, err := s.Create(ctx, "stale", CreateOptions{Options: map[string]string{"type": "tmpfs", "device": "tmpfs"}}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := s.Mount(ctx, "stale")
+	p, err := s.Mount(ctx, "stale", "c1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,6 +231,6 @@ func TestRemoveStaleCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.Remove(ctx, "stale"); err != nil {
-		t.Errorf("Remove with a stale count: %v", err)
+		t.Errorf("Remove with stale refs: %v", err)
 	}
 }

@@ -8,7 +8,7 @@
 //	<dir>/<name>/volume.json   the volume's record (written once, atomically)
 //	<dir>/<name>/lock          flocked while mounts are counted or the volume
 //	                           is removed
-//	<dir>/<name>/mounts.json   how many Mounts hold the volume's mount
+//	<dir>/<name>/mounts.json   who holds the volume's mount (Mount's refs)
 //	<dir>/.tmp-*               a volume being created, renamed to <name> when whole
 //	<dir>/.trash-*             a removed volume on its way out
 //
@@ -17,7 +17,7 @@
 // same name at once both end up with the one that won the rename.
 // Removal renames the volume away first, so a half-removed volume is never
 // listed. Which containers use a volume is the engine's to know; the store
-// only counts the Mounts of volumes it has to mount.
+// only records who holds the mount of a volume it has to mount.
 package volume
 
 import (
@@ -53,7 +53,7 @@ const (
 	dataDir   = "_data"
 	metaFile  = "volume.json"
 	lockFile  = "lock"
-	countFile = "mounts.json"
+	refsFile  = "mounts.json"
 	tmpPrefix = ".tmp-"
 	rmPrefix  = ".trash-"
 )
@@ -399,7 +399,7 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 		return err
 	}
 	defer lk.unlock()
-	n, err := s.readCount(name)
+	refs, err := s.readRefs(name)
 	if err != nil {
 		return wrapOp("remove", name, err)
 	}
@@ -407,7 +407,7 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	if err != nil {
 		return wrapOp("remove", name, err)
 	}
-	if n > 0 && mounted {
+	if len(refs) > 0 && mounted { // refs without the mount died with it
 		return errorf(errdefs.ErrConflict, "remove %s: volume has active mounts", name)
 	}
 	// Nothing may stay mounted on _data: removing the tree would delete
