@@ -52,3 +52,80 @@ func TestEchoAttachAndLog(t *testing.T) {
 		t.Errorf("socket left behind: %v", err)
 	}
 }
+
+func TestExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		kill string // sent once it runs
+		want int
+	}{
+		{"zero", []string{"true"}, "", 0},
+		{"one", []string{"false"}, "", 1},
+		{"kill-9", []string{"sleep", "100"}, "9", 137},
+		{"kill-default", []string{"sleep", "100"}, "", 137},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := mustLaunch(t, config(t, nil, tc.args...))
+			ctx := ctxT(t, time.Minute)
+			pid, err := c.c.Start(ctx)
+			if err != nil || pid <= 0 {
+				t.Fatalf("start: %d %v", pid, err)
+			}
+			if tc.args[0] == "sleep" {
+				if err := c.c.Kill(ctx, tc.kill); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e, err := c.c.Wait(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Code != tc.want {
+				t.Errorf("exit %d, want %d", e.Code, tc.want)
+			}
+			if st := c.waitFinal(); st.ExitCode != tc.want || st.RestartCount != 0 {
+				t.Errorf("state %+v", st)
+			}
+		})
+	}
+}
+
+func TestWaitFromSecondClient(t *testing.T) {
+	cfg := config(t, nil, "sh", "-c", "sleep 0.5; exit 7")
+	c := mustLaunch(t, cfg)
+	ctx := ctxT(t, time.Minute)
+	if _, err := c.c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan int, 2)
+	for range 2 {
+		go func() {
+			c2, err := shim.Dial(ctx, cfg.SocketPath)
+			if err != nil {
+				t.Error(err)
+				results <- -1
+				return
+			}
+			defer c2.Close()
+			e, err := c2.Wait(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- e.Code
+		}()
+	}
+	for range 2 {
+		if code := <-results; code != 7 {
+			t.Errorf("wait: code %d, want 7", code)
+		}
+	}
+	// Once it has exited, Wait and Attach answer with the last exit at once.
+	e, err := c.c.Wait(ctx)
+	if err != nil && c.state().ShimAlive() {
+		t.Fatal(err)
+	}
+	if err == nil && e.Code != 7 {
+		t.Errorf("late wait: %+v", e)
+	}
+}
