@@ -102,5 +102,13 @@ func newRoot(g *globals) *cobra.Command {
 	image.AddCommand(imagePruneCmd(g))
 	root.AddCommand(pushCmd(g), saveCmd(g), loadCmd(g), importCmd(g), loginCmd(g), logoutCmd(g))
 	root.AddCommand(pullCmd(g), image)
+	ctr := &cobra.Command{Use: "container", Short: "Manage containers"}
+	ctr.AddCommand(runCmd(g), createCmd(g), startCmd(g), stopCmd(g, "stop"), stopCmd(g, "restart"), killCmd(g),
+		pauseCmd(g, "pause"), pauseCmd(g, "unpause"), rmCmd(g, "rm", "remove"), waitCmd(g), attachCmd(g),
+		psCmd(g, "ls", "ps", "list"), logsCmd(g), execCmd(g), inspectCmd(g, "inspect", "container"))
+	root.AddCommand(runCmd(g), createCmd(g), startCmd(g), stopCmd(g, "stop"), stopCmd(g, "restart"), killCmd(g),
+		pauseCmd(g, "pause"), pauseCmd(g, "unpause"), rmCmd(g, "rm"), waitCmd(g), attachCmd(g),
+		psCmd(g, "ps"), logsCmd(g), execCmd(g), ctr)
+	root.AddCommand(volumeCmd(g))
 	return root
 }

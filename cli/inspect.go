@@ -11,13 +11,18 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// inspectCmd is `image inspect` and, with object "object", the top-level
-// `inspect`, which for now knows only images.
+// inspectCmd is `image inspect` (object "image"), `container inspect`
+// ("container") and the top-level `inspect` ("object"), which looks for a
+// container first, then an image, unless --type says which.
 func inspectCmd(g *globals, use, object string) *cobra.Command {
-	var format string
+	var format, typ string
+	short := map[string]string{"image": "Display detailed information on one or more images",
+		"container": "Display detailed information on one or more containers",
+		"object":    "Return low-level information on Docker objects"}[object]
+	args := map[string]string{"image": "IMAGE [IMAGE...]", "container": "CONTAINER [CONTAINER...]", "object": "NAME|ID [NAME|ID...]"}[object]
 	cmd := &cobra.Command{
-		Use:   use + " [OPTIONS] IMAGE [IMAGE...]",
-		Short: "Display detailed information on one or more images",
+		Use:   use + " [OPTIONS] " + args,
+		Short: short,
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := g.engine()
@@ -28,7 +33,14 @@ func inspectCmd(g *globals, use, object string) *cobra.Command {
 			var found []any
 			var msgs []string
 			for _, a := range args {
-				img, err := e.InspectImage(cmd.Context(), a)
+				var img any
+				err := errdefs.ErrNotFound
+				if object == "container" || object == "object" && (typ == "" || typ == "container") {
+					img, err = e.Inspect(cmd.Context(), a)
+				}
+				if errdefs.IsNotFound(err) && (object == "image" || object == "object" && (typ == "" || typ == "image")) {
+					img, err = e.InspectImage(cmd.Context(), a)
+				}
 				if errdefs.IsNotFound(err) {
 					msgs = append(msgs, fmt.Sprintf("No such %s: %s", object, a))
 					continue
@@ -83,6 +95,12 @@ func inspectCmd(g *globals, use, object string) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	if object == "object" {
+		cmd.Flags().StringVar(&typ, "type", "", "Only inspect objects of the given type")
+	}
+	if object == "container" {
+		cmd.Flags().BoolP("size", "s", false, "Display total file sizes")
+	}
 	return cmd
 }
 

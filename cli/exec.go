@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/berth-dev/berth/engine"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+func execCmd(g *globals) *cobra.Command {
+	var detach, interactive, tty, privileged bool
+	var env, envFile []string
+	var user, workdir, detachKeys string
+	cmd := &cobra.Command{
+		Use:   "exec [OPTIONS] CONTAINER COMMAND [ARG...]",
+		Short: "Execute a command in a running container",
+		Args:  minArgs(2),
+		RunE: withEngine(g, func(cmd *cobra.Command, e *engine.Engine, args []string) error {
+			vars, err := envList(env, envFile)
+			if err != nil {
+				return statusError{125, err}
+			}
+			if err := engine.SetSubreaper(); err != nil {
+				return statusError{125, err}
+			}
+			o := engine.ExecOptions{Cmd: args[1:], Env: vars, User: user, WorkingDir: workdir, Tty: tty, Privileged: privileged}
+			var stdin io.Reader
+			if interactive && !detach {
+				stdin = os.Stdin
+			}
+			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if detach {
+				stdout, stderr = nil, nil
+			}
+			var wait func()
+			if tty {
+				console, done, err := ptyRelay(stdin, stdout)
+				if err != nil {
+					return statusError{125, err}
+				}
+				o.Console, wait = console, done
+				if stdin == os.Stdin {
+					defer rawTerminal(os.Stdin)()
+				}
+			} else {
+				files, done, err := stdioFiles(stdin, stdout, stderr)
+				if err != nil {
+					return statusError{125, err}
+				}
+				o.Stdio, wait = files, done
+			}
+			pid, err := e.Exec(cmd.Context(), args[0], o)
+			if o.Console != nil {
+				o.Console.Close()
+			}
+			if err != nil {
+				wait()
+				return statusError{engine.ExitCodeOf(err), err}
+			}
+			if detach {
+				wait()
+				return nil
+			}
+			code, err := engine.WaitExec(pid)
+			for _, f := range o.Stdio {
+				if f != nil {
+					f.Close()
+				}
+			}
+			wait()
+			if err != nil {
+				return statusError{125, err}
+			}
+			if code != 0 {
+				return statusError{code, quiet{}}
+			}
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.SetInterspersed(false)
+	f.BoolVarP(&detach, "detach", "d", false, "Detached mode: run command in the background")
+	f.BoolVarP(&interactive, "interactive", "i", false, "Keep STDIN open even if not attached")
+	f.BoolVarP(&tty, "tty", "t", false, "Allocate a pseudo-TTY")
+	f.BoolVar(&privileged, "privileged", false, "Give extended privileges to the command")
+	f.StringArrayVarP(&env, "env", "e", nil, "Set environment variables")
+	f.StringArrayVar(&envFile, "env-file", nil, "Read in a file of environment variables")
+	f.StringVarP(&user, "user", "u", "", "Username or UID (format: \"<name|uid>[:<group|gid>]\")")
+	f.StringVarP(&workdir, "workdir", "w", "", "Working directory inside the container")
+	f.StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
+	return cmd
+}
+
+// envList is -e and --env-file, read as run reads them.
+func envList(env, files []string) ([]string, error) {
+	out, err := readKVFiles(files, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range env {
+		v, err := validateEnv(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// stdioFiles gives a process stdio files for the streams: an *os.File is
+// passed as it is; any other reader or writer through a pipe copied by a
+// goroutine. done waits for the copies that write out.
+func stdioFiles(in io.Reader, out, errw io.Writer) ([3]*os.File, func(), error) {
+	var files [3]*os.File
+	var wg sync.WaitGroup
+	if in != nil {
+		if f, ok := in.(*os.File); ok {
+			files[0] = f
+		} else {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return files, nil, err
+			}
+			files[0] = r
+			go func() { io.Copy(w, in); w.Close() }()
+		}
+	}
+	for i, wr := range []io.Writer{out, errw} {
+		if wr == nil {
+			continue
+		}
+		if f, ok := wr.(*os.File); ok {
+			files[i+1] = f
+			continue
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			return files, nil, err
+		}
+		files[i+1] = w
+		wg.Add(1)
+		go func() { defer wg.Done(); io.Copy(wr, r); r.Close() }()
+	}
+	return files, wg.Wait, nil
+}
+
+// ptyRelay makes the console socket an exec with a tty needs: it
+// receives the terminal's master and copies in to it and it to out.
+func ptyRelay(in io.Reader, out io.Writer) (*os.File, func(), error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	local := os.NewFile(uintptr(fds[0]), "console-local")
+	remote := os.NewFile(uintptr(fds[1]), "console-remote")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer local.Close()
+		master, err := recvFD(local)
+		if err != nil {
+			return
+		}
+		defer master.Close()
+		if ws, err := unix.IoctlGetWinsize(int(os.Stdout.Fd()), unix.TIOCGWINSZ); err == nil {
+			unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
+		}
+		if in != nil {
+			go io.Copy(master, in)
+		}
+		if out != nil {
+			io.Copy(out, master) // ends with EIO when the process's side closes
+		}
+	}()
+	return remote, func() { <-done }, nil
+}
+
+// recvFD receives one file descriptor sent over a unix socket.
+func recvFD(sock *os.File) (*os.File, error) {
+	buf := make([]byte, 64)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, 0)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) == 0 {
+		return nil, errors.New("no terminal received")
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) == 0 {
+		return nil, errors.New("no terminal received")
+	}
+	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
+}

@@ -1,0 +1,322 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/image"
+	"github.com/berth-dev/berth/ref"
+	"github.com/berth-dev/berth/shim"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+func runCmd(g *globals) *cobra.Command {
+	var detach, sigProxy bool
+	var detachKeys string
+	var opts *containerOptions
+	cmd := &cobra.Command{
+		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Create and run a new container from an image",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cs, err := opts.parse(cmd.Flags(), args)
+			if err != nil {
+				return statusError{125, err}
+			}
+			if detach {
+				cs.Config.AttachStdin, cs.Config.AttachStdout, cs.Config.AttachStderr = false, false, false
+				cs.Config.StdinOnce = false
+			} else if cs.Config.OpenStdin && cs.Config.AttachStdin {
+				cs.Config.StdinOnce = true
+			}
+			keys, err := parseDetachKeys(detachKeys)
+			if err != nil {
+				return statusError{125, err}
+			}
+			e, err := g.engine()
+			if err != nil {
+				return statusError{125, err}
+			}
+			defer e.Close()
+			ctx := cmd.Context()
+			c, err := createContainer(ctx, g, e, cs, cmd.ErrOrStderr())
+			if err != nil {
+				return statusError{125, err}
+			}
+			if detach {
+				if _, err := e.Start(ctx, ctx, c.ID, engine.StartOptions{}); err != nil {
+					return statusError{engine.ExitCodeOf(err), err}
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
+				return nil
+			}
+			code, err := attachAndStart(ctx, e, c, attachFlags{
+				stdin: cs.Config.AttachStdin, stdout: cs.Config.AttachStdout, stderr: cs.Config.AttachStderr,
+				sigProxy: sigProxy && !cs.Config.Tty, keys: keys, start: true,
+			}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if cs.HostConfig.AutoRemove {
+				e.Wait(context.WithoutCancel(ctx), c.ID, "removed")
+			}
+			if code != 0 {
+				return statusError{code, quiet{}}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.SetInterspersed(false)
+	opts = addContainerFlags(f)
+	f.BoolVarP(&detach, "detach", "d", false, "Run container in background and print container ID")
+	f.BoolVar(&sigProxy, "sig-proxy", true, "Proxy received signals to the process")
+	f.StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
+	return cmd
+}
+
+func createCmd(g *globals) *cobra.Command {
+	var opts *containerOptions
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Create a new container",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cs, err := opts.parse(cmd.Flags(), args)
+			if err != nil {
+				return statusError{125, err}
+			}
+			e, err := g.engine()
+			if err != nil {
+				return statusError{125, err}
+			}
+			defer e.Close()
+			c, err := createContainer(cmd.Context(), g, e, cs, cmd.ErrOrStderr())
+			if err != nil {
+				return statusError{125, err}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), c.ID)
+			return nil
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	opts = addContainerFlags(cmd.Flags())
+	return cmd
+}
+
+// createContainer creates the container, pulling its image first as
+// `docker create` does: always with --pull always, when missing with
+// --pull missing (the default), never with --pull never.
+func createContainer(ctx context.Context, g *globals, e *engine.Engine, cs *containerSpec, stderr io.Writer) (*engine.Container, error) {
+	if cs.CIDFile != "" {
+		if _, err := os.Stat(cs.CIDFile); err == nil {
+			return nil, fmt.Errorf("Container ID file found, make sure the other container isn't running or delete %s", cs.CIDFile)
+		}
+	}
+	pull := func() error {
+		r, err := ref.Parse(cs.Config.Image)
+		if err != nil {
+			return err
+		}
+		var p *ocispec.Platform
+		if cs.Platform != "" {
+			pl, err := image.ParsePlatform(cs.Platform)
+			if err != nil {
+				return err
+			}
+			p = &pl
+		}
+		return pullImage(ctx, e, cs.Config.Image, r, p, false, stderr)
+	}
+	if cs.Pull == "always" {
+		if err := pull(); err != nil {
+			return nil, err
+		}
+	}
+	req := engine.CreateRequest{Name: cs.Name, Config: cs.Config, HostConfig: cs.HostConfig}
+	c, err := e.Create(ctx, req)
+	if errdefs.IsNotFound(err) && strings.HasPrefix(err.Error(), "No such image") && cs.Pull != "never" && cs.Pull != "always" {
+		name := cs.Config.Image
+		if r, perr := ref.Parse(name); perr == nil {
+			name = r.Familiar()
+			if !hasTag(cs.Config.Image) && !r.IsDigested() {
+				name += ":latest"
+			}
+		}
+		fmt.Fprintf(stderr, "Unable to find image '%s' locally\n", name)
+		if err := pull(); err != nil {
+			return nil, err
+		}
+		c, err = e.Create(ctx, req)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cs.CIDFile != "" {
+		if err := os.WriteFile(cs.CIDFile, []byte(c.ID), 0o644); err != nil {
+			return nil, fmt.Errorf("Failed to write the container ID to the file: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// attachFlags say which streams to attach and how.
+type attachFlags struct {
+	stdin, stdout, stderr bool
+	sigProxy              bool
+	keys                  []byte
+	start                 bool // start the container once attached (run, start -a)
+}
+
+// attachAndStart attaches the terminal's streams to c (starting it when
+// f.start) and returns the process's exit status once it ends, or 0 on
+// a detach.
+func attachAndStart(ctx context.Context, e *engine.Engine, c *engine.Container, f attachFlags, stdout, stderr io.Writer) (int, error) {
+	attachCtx, detach := context.WithCancel(ctx)
+	defer detach()
+	o := &shim.AttachOptions{}
+	if f.stdout {
+		o.Stdout = stdout
+	}
+	if f.stderr {
+		o.Stderr = stderr
+		if c.Config.Tty {
+			o.Stderr = stdout
+		}
+	}
+	var restore func()
+	if f.stdin && c.Config.OpenStdin {
+		in := io.Reader(os.Stdin)
+		if c.Config.Tty {
+			restore = rawTerminal(os.Stdin)
+		}
+		if len(f.keys) > 0 {
+			in = &detachReader{r: in, keys: f.keys, detach: detach}
+		}
+		o.Stdin = in
+	}
+	if restore != nil {
+		defer restore()
+	}
+	var res <-chan engine.AttachResult
+	if f.start {
+		started, err := e.Start(ctx, attachCtx, c.ID, engine.StartOptions{Attach: o})
+		if err != nil {
+			return 0, statusError{engine.ExitCodeOf(err), err}
+		}
+		res = started.Attached
+	} else {
+		ch := make(chan engine.AttachResult, 1)
+		go func() {
+			exit, err := e.Attach(attachCtx, c.ID, *o)
+			ch <- engine.AttachResult{Exit: exit, Err: err}
+		}()
+		res = ch
+	}
+	if c.Config.Tty {
+		stop := e.ResizeOnWinch(ctx, c.ID, os.Stdout)
+		defer stop()
+	}
+	if f.sigProxy {
+		stop := proxySignals(ctx, e, c.ID)
+		defer stop()
+	}
+	r := <-res
+	if r.Err != nil {
+		if attachCtx.Err() != nil && ctx.Err() == nil {
+			return 0, nil // detached
+		}
+		return 0, statusError{125, r.Err}
+	}
+	return r.Exit.Code, nil
+}
+
+// proxySignals forwards the signals berth receives to the container's
+// process (--sig-proxy), until stop is called.
+func proxySignals(ctx context.Context, e *engine.Engine, id string) (stop func()) {
+	ch := make(chan os.Signal, 16)
+	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				e.Kill(ctx, id, fmt.Sprint(int(s.(unix.Signal))))
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
+}
+
+// parseDetachKeys reads --detach-keys: comma-separated keys, each a
+// letter or "ctrl-<x>" (docker's term.ToBytes). Empty is ctrl-p,ctrl-q.
+func parseDetachKeys(s string) ([]byte, error) {
+	if s == "" {
+		s = "ctrl-p,ctrl-q"
+	}
+	var out []byte
+	for _, k := range strings.Split(s, ",") {
+		k = strings.TrimSpace(k)
+		switch {
+		case len(k) == 1:
+			out = append(out, k[0])
+		case strings.HasPrefix(strings.ToLower(k), "ctrl-") && len(k) == 6:
+			c := k[5]
+			switch {
+			case c >= 'a' && c <= 'z':
+				out = append(out, c-'a'+1)
+			case c == '@':
+				out = append(out, 0)
+			case c >= '[' && c <= '_':
+				out = append(out, c-'['+27)
+			default:
+				return nil, fmt.Errorf("Unknown character: '%s'", k)
+			}
+		default:
+			return nil, fmt.Errorf("Unknown character: '%s'", k)
+		}
+	}
+	return out, nil
+}
+
+// detachReader passes stdin through until the detach sequence is typed;
+// then it calls detach and ends.
+type detachReader struct {
+	r       io.Reader
+	keys    []byte
+	matched int
+	detach  func()
+}
+
+func (d *detachReader) Read(p []byte) (int, error) {
+	buf := make([]byte, max(1, len(p)-len(d.keys)))
+	n, err := d.r.Read(buf)
+	out := p[:0]
+	for _, b := range buf[:n] {
+		if b == d.keys[d.matched] {
+			d.matched++
+			if d.matched == len(d.keys) {
+				d.detach()
+				return len(out), io.EOF
+			}
+			continue
+		}
+		out = append(out, d.keys[:d.matched]...)
+		d.matched = 0
+		out = append(out, b)
+	}
+	if len(out) == 0 && err == nil {
+		return d.Read(p)
+	}
+	return len(out), err
+}
