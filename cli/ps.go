@@ -11,8 +11,8 @@ import (
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/shim"
-	"github.com/moby/moby/api/types/container"
 	"github.com/docker/go-units"
+	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/cobra"
 )
 

@@ -305,7 +305,6 @@ var nouns = []string{
 	"shannon", "thompson", "torvalds", "turing", "wozniak", "yalow",
 }
 
-
 // errorf is an error that reads as Docker words it and is of class (an
 // errdefs error) for errors.Is.
 func errorf(class error, format string, args ...any) error {

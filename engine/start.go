@@ -13,9 +13,9 @@ import (
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/logs"
 	bmount "github.com/berth-dev/berth/mount"
+	"github.com/berth-dev/berth/oci"
 	"github.com/berth-dev/berth/shim"
 	"github.com/berth-dev/berth/spec"
-	"github.com/berth-dev/berth/oci"
 )
 
 // StartOptions are the options of Start.
