@@ -223,40 +223,40 @@ func TestDetachedLifecycle(t *testing.T) {
 
 func TestExec(t *testing.T) {
 	h := newHost(t)
-	h.ok("run", "-d", "--name", "c", "-e", "FROM_RUN=1", "busybox", "sleep", "100")
+	h.ok("run", "-d", "--name", "ctr", "-e", "FROM_RUN=1", "busybox", "sleep", "100")
 	for _, tc := range []struct {
 		args []string
 		want string
 		code int
 	}{
-		{[]string{"exec", "c", "echo", "hi"}, "hi\n", 0},
-		{[]string{"exec", "c", "sh", "-c", "exit 5"}, "", 5},
-		{[]string{"exec", "-e", "A=b", "c", "sh", "-c", "echo $A $FROM_RUN"}, "b 1\n", 0},
-		{[]string{"exec", "-u", "1000:1000", "c", "id", "-u"}, "1000\n", 0},
-		{[]string{"exec", "-w", "/tmp", "c", "pwd"}, "/tmp\n", 0},
-		{[]string{"exec", "c", "nosuch"}, "", 127},
+		{[]string{"exec", "ctr", "echo", "hi"}, "hi\n", 0},
+		{[]string{"exec", "ctr", "sh", "-c", "exit 5"}, "", 5},
+		{[]string{"exec", "-e", "A=b", "ctr", "sh", "-c", "echo $A $FROM_RUN"}, "b 1\n", 0},
+		{[]string{"exec", "-u", "1000:1000", "ctr", "id", "-u"}, "1000\n", 0},
+		{[]string{"exec", "-w", "/tmp", "ctr", "pwd"}, "/tmp\n", 0},
+		{[]string{"exec", "ctr", "nosuch"}, "", 127},
 	} {
 		out, errs, code := h.run("", tc.args...)
 		if code != tc.code || out != tc.want {
 			t.Errorf("%v: exit %d out %q err %q; want %d %q", tc.args, code, out, errs, tc.code, tc.want)
 		}
 	}
-	if out, _, code := h.run("in\n", "exec", "-i", "c", "cat"); code != 0 || out != "in\n" {
+	if out, _, code := h.run("in\n", "exec", "-i", "ctr", "cat"); code != 0 || out != "in\n" {
 		t.Errorf("exec -i cat: %d %q", code, out)
 	}
 }
 
 func TestNameConflict(t *testing.T) {
 	h := newHost(t)
-	id := strings.TrimSpace(h.ok("create", "--name", "x", "busybox", "true"))
-	_, errs, code := h.run("", "create", "--name", "x", "busybox", "true")
-	if code != 125 || !strings.Contains(errs, `The container name "/x" is already in use by container "`+id+`"`) {
+	id := strings.TrimSpace(h.ok("create", "--name", "xx", "busybox", "true"))
+	_, errs, code := h.run("", "create", "--name", "xx", "busybox", "true")
+	if code != 125 || !strings.Contains(errs, `The container name "/xx" is already in use by container "`+id+`"`) {
 		t.Fatalf("second create: %d %q", code, errs)
 	}
 	if n := len(strings.Fields(h.ok("ps", "-aq"))); n != 1 {
 		t.Fatalf("%d containers after a conflict", n)
 	}
-	if st := h.state("x"); st["Status"] != "created" {
+	if st := h.state("xx"); st["Status"] != "created" {
 		t.Fatalf("created state: %v", st)
 	}
 }

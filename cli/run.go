@@ -53,6 +53,9 @@ func runCmd(g *globals) *cobra.Command {
 			}
 			if detach {
 				if _, err := e.Start(ctx, ctx, c.ID, engine.StartOptions{}); err != nil {
+					if cs.HostConfig.AutoRemove {
+						e.RemoveContainer(context.WithoutCancel(ctx), c.ID, engine.RemoveOptions{Force: true, Volumes: true})
+					}
 					return statusError{engine.ExitCodeOf(err), err}
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
@@ -62,11 +65,16 @@ func runCmd(g *globals) *cobra.Command {
 				stdin: cs.Config.AttachStdin, stdout: cs.Config.AttachStdout, stderr: cs.Config.AttachStderr,
 				sigProxy: sigProxy && !cs.Config.Tty, keys: keys, start: true,
 			}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if cs.HostConfig.AutoRemove {
+				if err != nil {
+					// The process never started: no shim runs to remove it.
+					e.RemoveContainer(context.WithoutCancel(ctx), c.ID, engine.RemoveOptions{Force: true, Volumes: true})
+				} else {
+					e.Wait(context.WithoutCancel(ctx), c.ID, "removed")
+				}
+			}
 			if err != nil {
 				return err
-			}
-			if cs.HostConfig.AutoRemove {
-				e.Wait(context.WithoutCancel(ctx), c.ID, "removed")
 			}
 			if code != 0 {
 				return statusError{code, quiet{}}
