@@ -3,7 +3,6 @@ package shim_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 var berth string
 
 func TestMain(m *testing.M) {
+	helperLaunch()
 	berth = os.Getenv("BERTH_BIN")
 	tmp, err := os.MkdirTemp("", "berth-shim-test")
 	if err != nil {
@@ -92,13 +92,7 @@ func config(t *testing.T, edit func(*specs.Spec), args ...string) shim.Config {
 // launch writes cfg to the bundle and launches its shim.
 func launch(t *testing.T, cfg shim.Config) (*ctr, error) {
 	t.Helper()
-	data, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cfg.Bundle, "shim.json"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := shim.Launch(ctx, berth, cfg.Bundle); err != nil {
@@ -106,6 +100,7 @@ func launch(t *testing.T, cfg shim.Config) (*ctr, error) {
 	}
 	c := &ctr{t: t, cfg: cfg}
 	t.Cleanup(c.cleanup)
+	var err error
 	if c.c, err = shim.Dial(ctx, cfg.SocketPath); err != nil {
 		t.Fatalf("dial: %v", err)
 	}

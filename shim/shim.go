@@ -266,13 +266,16 @@ func (s *shim) exited(ctx context.Context, r *run, ws unix.WaitStatus) (bool, ti
 	case <-time.After(outputGrace):
 	}
 	r.io.close()
-	now := time.Now().UTC()
-	e := Exit{Code: exitCode(ws), FinishedAt: now}
+	oom := false
 	if n, err := s.rt.OOMKills(ctx, s.cfg.ID); err == nil && n > r.oomBase {
-		e.OOMKilled = true
+		oom = true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Taken under the lock: a Start that is still recording itself
+	// (the process exited at once) comes first.
+	now := time.Now().UTC()
+	e := Exit{Code: exitCode(ws), OOMKilled: oom, FinishedAt: now}
 	if r.health != nil {
 		r.health()
 	}
