@@ -305,3 +305,57 @@ func TestVolumePrunePrompt(t *testing.T) {
 		t.Errorf("answer y: exit %d %q %q", code, out, errs)
 	}
 }
+
+// TestVolumesWithContainers: volumes as containers use them — filled from
+// the image on first use, refused to rm while a container names them,
+// not dangling then, and a tmpfs volume mounted only while one runs.
+func TestVolumesWithContainers(t *testing.T) {
+	h := newHost(t)
+	id := strings.TrimSpace(h.ok("create", "-v", "etcvol:/etc", "-v", "/var", "busybox", "true"))
+	mp := strings.TrimSpace(h.ok("volume", "inspect", "-f", "{{.Mountpoint}}", "etcvol"))
+	if data, err := os.ReadFile(filepath.Join(mp, "passwd")); err != nil || !strings.HasPrefix(string(data), "root:") {
+		t.Errorf("etcvol was not filled from the image's /etc: %q, %v", data, err)
+	}
+	anon := strings.TrimSpace(h.ok("volume", "ls", "-q", "-f", "label=com.docker.volume.anonymous"))
+	if len(anon) != 64 {
+		t.Fatalf("-v /var made %q", anon)
+	}
+	h.ok("volume", "create", "free")
+
+	want := "Error response from daemon: remove etcvol: volume is in use - [" + id + "]\n"
+	for _, args := range [][]string{{"volume", "rm", "etcvol"}, {"volume", "rm", "-f", "etcvol"}} {
+		if _, errs, code := h.run("", args...); code != 1 || errs != want {
+			t.Errorf("%v: exit %d %q, want %q", args, code, errs, want)
+		}
+	}
+	if out := h.ok("volume", "ls", "-q", "-f", "dangling=false"); out != anon+"\netcvol\n" {
+		t.Errorf("ls dangling=false:\n%s", out)
+	}
+	if out := h.ok("volume", "ls", "-q", "-f", "dangling=true"); out != "free\n" {
+		t.Errorf("ls dangling=true:\n%s", out)
+	}
+	if out := h.ok("volume", "prune", "-a", "-f"); out != "Deleted Volumes:\nfree\n\nTotal reclaimed space: 0B\n" {
+		t.Errorf("prune -a with volumes in use:\n%s", out)
+	}
+	h.ok("rm", id)
+	if out := h.ok("volume", "ls", "-q", "-f", "dangling=true"); out != anon+"\netcvol\n" {
+		t.Errorf("after rm, ls dangling=true:\n%s", out)
+	}
+	if out := h.ok("volume", "rm", "etcvol"); out != "etcvol\n" {
+		t.Errorf("rm of a volume no longer in use: %q", out)
+	}
+
+	// A tmpfs volume: mounted while the container runs, gone after.
+	h.ok("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", "scratch")
+	out, errs, code := h.run("", "run", "--rm", "-v", "scratch:/x", "busybox", "sh", "-c", "echo hi > /x/f && cat /x/f && grep ' /x ' /proc/mounts")
+	if code != 0 || !strings.HasPrefix(out, "hi\ntmpfs /x tmpfs ") {
+		t.Errorf("run with a tmpfs volume: exit %d %q %q", code, out, errs)
+	}
+	mp = strings.TrimSpace(h.ok("volume", "inspect", "-f", "{{.Mountpoint}}", "scratch"))
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(b, []byte(" "+mp+" ")) {
+		t.Errorf("the tmpfs volume stayed mounted after its container")
+	}
+	if out := h.ok("volume", "rm", "scratch"); out != "scratch\n" {
+		t.Errorf("rm scratch: %q", out)
+	}
+}
