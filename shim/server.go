@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -212,7 +213,7 @@ func writeExit(c net.Conn, e Exit) {
 // stdin (with a tty: sends ^D, the terminal's end of input).
 func (s *shim) feedStdin(r *run, in io.Reader) {
 	_, err := io.Copy(r.io.stdin, in)
-	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) {
+	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrClosed) && !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) {
 		s.log.Warn("copy stdin", "err", err)
 	}
 	if !s.cfg.StdinOnce || err != nil {

@@ -99,3 +99,21 @@ func TestTty(t *testing.T) {
 		t.Errorf("stderr with a tty: %q", errb.String())
 	}
 }
+
+// TestTtyStdinOnce: with a tty, the end of the client's input under
+// StdinOnce is the terminal's end of input.
+func TestTtyStdinOnce(t *testing.T) {
+	cfg := config(t, func(s *specs.Spec) { s.Process.Terminal = true }, "cat")
+	cfg.Tty, cfg.OpenStdin, cfg.StdinOnce = true, true, true
+	c := mustLaunch(t, cfg)
+	ctx := ctxT(t, time.Minute)
+	var out buffer
+	r := <-c.attachStart(ctx, shim.AttachOptions{Stdin: strings.NewReader("hello\n"), Stdout: &out})
+	if r.err != nil || r.exit.Code != 0 {
+		t.Fatalf("attach: %+v", r)
+	}
+	// The terminal echoes the line, then cat writes it.
+	if got := out.String(); strings.Count(got, "hello\r\n") != 2 {
+		t.Errorf("output %q", got)
+	}
+}
