@@ -37,6 +37,8 @@ var layers = map[string]int{
 	// L2.5: what the shim builds on: the OCI runtime driver and the log
 	// format it writes.
 	"oci": 25, "logs": 25,
+	// L2.5: the init --init puts at /sbin/docker-init (tini's job).
+	"initproc": 25,
 	// L4: the one orchestrator.
 	"engine": 40,
 	// L5: translate requests.

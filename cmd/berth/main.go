@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/berth-dev/berth/cli"
+	"github.com/berth-dev/berth/initproc"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/command"
 	_ "github.com/berth-dev/berth/runtime/nsexec" // joins namespaces before the Go runtime starts
@@ -18,8 +19,11 @@ import (
 func main() {
 	// Called as berth-runtime (a link to this binary), berth is the
 	// runc-compatible runtime, so other engines can use it unchanged.
-	if filepath.Base(os.Args[0]) == "berth-runtime" {
+	switch filepath.Base(os.Args[0]) {
+	case "berth-runtime":
 		os.Exit(command.Main(context.Background(), os.Args[1:]))
+	case "docker-init": // bind-mounted into a container run with --init
+		os.Exit(initproc.Main(os.Args[1:]))
 	}
 	role := ""
 	if len(os.Args) > 1 {
