@@ -109,6 +109,8 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(runCmd(g), createCmd(g), startCmd(g), stopCmd(g, "stop"), stopCmd(g, "restart"), killCmd(g),
 		pauseCmd(g, "pause"), pauseCmd(g, "unpause"), rmCmd(g, "rm"), waitCmd(g), attachCmd(g),
 		psCmd(g, "ps"), logsCmd(g), execCmd(g), ctr)
+	ctr.AddCommand(topCmd(g), statsCmd(g), portCmd(g), renameCmd(g), updateCmd(g), containerPruneCmd(g))
+	root.AddCommand(topCmd(g), statsCmd(g), portCmd(g), renameCmd(g), updateCmd(g))
 	root.AddCommand(volumeCmd(g))
 	return root
 }
