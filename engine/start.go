@@ -169,6 +169,11 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container) error {
 	if err != nil {
 		return err
 	}
+	if req.Init {
+		if err := e.applyInit(s); err != nil { // init.go
+			return err
+		}
+	}
 	if err := writeJSON(filepath.Join(bundle, "config.json"), s); err != nil {
 		return err
 	}
