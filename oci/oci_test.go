@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -197,10 +198,36 @@ func wait(t *testing.T, pid int, d time.Duration) unix.WaitStatus {
 		return r.ws
 	case <-time.After(d):
 		unix.Kill(pid, unix.SIGKILL)
-		<-done
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second): // frozen, or not our child
+		}
 		t.Fatalf("process %d still running after %v", pid, d)
 	}
 	return 0
+}
+
+// reapZombies reaps the children of the test that have exited, as a
+// shim's reaper does: processes a runtime binary orphaned to us.
+func reapZombies() {
+	self := os.Getpid()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(self) {
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		}
+	}
 }
 
 func checkStatus(t *testing.T, r oci.Runtime, id string, want specs.ContainerState) *specs.State {
@@ -440,6 +467,9 @@ func TestLifecycle(t *testing.T) {
 		if _, err := r.Exec(ctx, c.id, missing, [3]*os.File{}, nil); !errors.Is(err, oci.ErrExecNotFound) {
 			t.Errorf("Exec of a missing program = %v, want ErrExecNotFound", err)
 		}
+		// A binary may leave the killed process to us, the subreaper; a
+		// zombie in its pid namespace would keep init from dying.
+		reapZombies()
 
 		pids, err := r.Pids(ctx, c.id)
 		if err != nil || !slices.Contains(pids, pid) {
