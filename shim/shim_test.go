@@ -120,12 +120,4 @@ func TestWaitFromSecondClient(t *testing.T) {
 			t.Errorf("wait: code %d, want 7", code)
 		}
 	}
-	// Once it has exited, Wait and Attach answer with the last exit at once.
-	e, err := c.c.Wait(ctx)
-	if err != nil && c.state().ShimAlive() {
-		t.Fatal(err)
-	}
-	if err == nil && e.Code != 7 {
-		t.Errorf("late wait: %+v", e)
-	}
 }
