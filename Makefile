@@ -24,7 +24,7 @@ test: berth
 test-vm: berth
 	./hack/test-vm.sh
 
-# Build a busybox bundle and run it with berth's runtime, offline.
+# Import a busybox image and run containers from it, offline.
 demo: berth
 	./hack/demo.sh
 
