@@ -112,5 +112,6 @@ func newRoot(g *globals) *cobra.Command {
 	ctr.AddCommand(topCmd(g), statsCmd(g), portCmd(g), renameCmd(g), updateCmd(g), containerPruneCmd(g))
 	root.AddCommand(topCmd(g), statsCmd(g), portCmd(g), renameCmd(g), updateCmd(g))
 	root.AddCommand(volumeCmd(g))
+	root.AddCommand(eventsCmd(g))
 	return root
 }
