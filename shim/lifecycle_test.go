@@ -277,3 +277,36 @@ func TestPauseResume(t *testing.T) {
 		t.Errorf("state %+v", st)
 	}
 }
+
+// TestStopWhileRestarting: a stop during the back-off cancels the
+// restart, and a Wait made meanwhile gets the final exit.
+func TestStopWhileRestarting(t *testing.T) {
+	cfg := config(t, nil, "sh", "-c", "exit 1")
+	cfg.Restart = shim.RestartPolicy{Name: "always"}
+	c := mustLaunch(t, cfg)
+	ctx := ctxT(t, time.Minute)
+	if _, err := c.c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// From the fifth restart on, the back-off is 1.6 s or more.
+	c.waitState("a long back-off", 30*time.Second, func(st shim.State) bool {
+		return st.RestartCount >= 5 && st.Status == shim.StatusRestarting
+	})
+	waited := make(chan attachResult, 1)
+	go func() {
+		e, err := c.c.Wait(ctx)
+		waited <- attachResult{e, err}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := c.c.Stop(ctx, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-waited; r.err != nil || r.exit.Code != 1 {
+		t.Errorf("wait: %+v", r)
+	}
+	st := c.waitFinal()
+	time.Sleep(200 * time.Millisecond)
+	if st2 := c.state(); st2.RestartCount != st.RestartCount || !st2.ManualStop {
+		t.Errorf("state %+v after %+v", st2, st)
+	}
+}

@@ -385,15 +385,24 @@ func (s *shim) restart(ctx context.Context, delay time.Duration) bool {
 	return true
 }
 
-// finish records the final exit: nothing restarts any more.
+// finish records the final exit: nothing restarts any more. Clients
+// that came while a restart was pending (which then did not happen) get
+// the final exit.
 func (s *shim) finish() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.st.Status != StatusExited && s.st.Status != StatusDead {
 		s.st.Status = StatusExited
 	}
 	s.saveLocked()
+	e := Exit{Code: s.st.ExitCode, OOMKilled: s.st.OOMKilled, FinishedAt: s.st.FinishedAt}
+	s.lastExit = &e
+	s.clients.exited(e)
+	for w := range s.waiters {
+		w <- e
+	}
+	s.waiters = nil
 	close(s.done)
-	s.mu.Unlock()
 }
 
 // monitor follows the container from its first process to its final
