@@ -160,13 +160,18 @@ func (e *Engine) PruneImages(ctx context.Context, o PruneOptions) (PruneReport, 
 			byID[r.Config] = ImageSummary{Record: r, ID: r.Config}
 		}
 	}
+	used, err := e.usedImages(ctx)
+	if err != nil {
+		return rep, err
+	}
 	for _, id := range order {
 		s := byID[id]
 		if f.danglingOnly && named[id] {
 			continue
 		}
-		// TODO(issue 4): skip images a container uses (docker: "without at
-		// least one container associated to them").
+		if used[id] {
+			continue // docker: "images without at least one container associated to them"
+		}
 		if !f.match(s) {
 			continue
 		}
@@ -179,7 +184,7 @@ func (e *Engine) PruneImages(ctx context.Context, o PruneOptions) (PruneReport, 
 			rep.SpaceReclaimed += sizes[it.Deleted]
 		}
 		rep.Deleted = append(rep.Deleted, items...)
-		if err != nil && !errdefs.IsNotFound(err) {
+		if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) { // a container made since
 			return rep, fmt.Errorf("prune %s: %w", shortID(id), err)
 		}
 	}

@@ -52,8 +52,10 @@ func (e *Engine) RemoveImage(ctx context.Context, name string, force bool) ([]Im
 	}
 	img, resolveErr := e.ResolveImage(ctx, rec)
 	id := rec.Config
-	// TODO(issue 4): refuse, unless forced, an image a container uses:
-	// "conflict: unable to remove repository reference … container … is using its referenced image".
+	users, err := e.imageUsers(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	var items []ImageDeleteItem
 	err = e.withMeta(ctx, func(db *meta.DB) error {
 		return db.Update(ctx, func(tx *meta.Tx) error {
@@ -65,8 +67,14 @@ func (e *Engine) RemoveImage(ctx context.Context, name string, force bool) ([]Im
 			names := sameImage(all, id)
 			var drop []meta.Image
 			if byName(name, rec) {
+				if err := users.refuseUntag(name, id, names, force); err != nil {
+					return err
+				}
 				drop = untagged(names, rec)
 			} else {
+				if err := users.refuseDelete(id, names, force); err != nil {
+					return err
+				}
 				if !singleReference(names) && !force {
 					return &classified{
 						msg:   fmt.Sprintf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", shortID(id)),
@@ -95,7 +103,7 @@ func (e *Engine) RemoveImage(ctx context.Context, name string, force bool) ([]Im
 					items = append(items, ImageDeleteItem{Untagged: familiar(d.Name)})
 				}
 			}
-			return nil
+			return users.keepImage(tx, rec)
 		})
 	})
 	if err != nil {
