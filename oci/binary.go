@@ -133,7 +133,9 @@ func classifyState(err error) error {
 	m := strings.ToLower(err.Error())
 	var class error
 	switch {
-	case strings.Contains(m, "does not exist"), strings.Contains(m, "not exist"):
+	case strings.Contains(m, "does not exist"), strings.Contains(m, "not exist"),
+		// crun: error opening file `<root>/<id>/status`: No such file...
+		strings.Contains(m, "/status`: no such file or directory"):
 		class = errdefs.ErrNotFound
 	case strings.Contains(m, "already exists"), strings.Contains(m, "with id exists"):
 		class = errdefs.ErrAlreadyExists

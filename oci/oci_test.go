@@ -19,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/oci"
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/cgroup"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -109,6 +110,11 @@ func kinds() []kind {
 			if path == "" {
 				t.Skipf("%s is not available", name)
 			}
+			if name == "crun" && !cgroup.Unified() {
+				// crun refuses a hybrid host ("cgroups in hybrid
+				// mode not supported"); test it on cgroup v2.
+				t.Skip("crun is tested on cgroup v2 hosts only")
+			}
 			if _, err := os.Stat(path); err != nil {
 				t.Skipf("%s is not installed: %v", name, err)
 			}
@@ -116,6 +122,7 @@ func kinds() []kind {
 		}})
 	}
 	binary("runc", "/usr/sbin/runc")
+	binary("crun", "/usr/bin/crun")
 	binary("berth-runtime", berthRuntime)
 	return ks
 }
@@ -148,6 +155,7 @@ func newContainer(t *testing.T, r oci.Runtime, edit func(*specs.Spec), args ...s
 	c.cgroup = cgParent + "/" + c.id
 	c.bundle = testenv.Bundle(t, func(s *specs.Spec) {
 		s.Linux.CgroupsPath = c.cgroup
+		s.Version = "1.0.2" // what the oldest runtime we test knows (crun 1.8)
 		if edit != nil {
 			edit(s)
 		}
@@ -413,6 +421,117 @@ func TestTerminal(t *testing.T) {
 			t.Errorf("init ended with %v, want exit 0", ws)
 		}
 	})
+}
+
+// TestExecTerminal: an exec with a terminal gets its own pty.
+func TestExecTerminal(t *testing.T) {
+	each(t, func(t *testing.T, r oci.Runtime) {
+		ctx := context.Background()
+		c := newContainer(t, r, nil, "sleep", "1000")
+		pid, err := r.Create(ctx, c.id, c.bundle, [3]*os.File{}, nil)
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		if err := r.Start(ctx, c.id); err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		ours, theirs := socketpair(t)
+		p := &specs.Process{
+			Terminal: true, Env: c.spec.Process.Env, Cwd: "/",
+			Args: []string{"sh", "-c", `read x; [ -t 0 ] && echo "exec-$x-$(tty)"`},
+		}
+		epid, err := r.Exec(ctx, c.id, p, [3]*os.File{}, theirs)
+		if err != nil {
+			t.Fatalf("Exec: %v", err)
+		}
+		theirs.Close()
+		master := recvMaster(t, ours)
+		talk(t, master, "xyz\n", "exec-xyz-/dev/pts/")
+		if ws := wait(t, epid, 30*time.Second); !ws.Exited() || ws.ExitStatus() != 0 {
+			t.Errorf("exec ended with %v, want exit 0", ws)
+		}
+		if err := r.Delete(ctx, c.id, true); err != nil {
+			t.Fatalf("Delete(force): %v", err)
+		}
+		if ws := wait(t, pid, 30*time.Second); !ws.Signaled() {
+			t.Errorf("init ended with %v, want a signal", ws)
+		}
+		checkGone(t, r, c)
+	})
+}
+
+// fakeRuntime writes a script that logs script's JSON lines to --log and
+// exits with code, and returns a Binary running it.
+func fakeRuntime(t *testing.T, logLines string, code int) oci.Runtime {
+	t.Helper()
+	dir := t.TempDir()
+	script := fmt.Sprintf(`#!/bin/sh
+log=
+while [ $# -gt 0 ]; do [ "$1" = --log ] && log=$2; shift; done
+printf '%%s' '%s' >> "$log"
+sleep 0.2
+echo "text on stderr" >&2
+exit %d
+`, logLines, code)
+	path := filepath.Join(dir, "fake-runtime")
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return oci.Binary(path, filepath.Join(dir, "root"))
+}
+
+// TestBinaryErrors: a binary's error is the msg of the last error in its
+// JSON log, classified; its exit status decides, or, when a reaper took
+// the status, the log.
+func TestBinaryErrors(t *testing.T) {
+	ctx := context.Background()
+	notFound := `{"level":"warning","msg":"ignored"}` + "\n" + `{"level":"error","msg":"container does not exist"}` + "\n"
+	err := fakeRuntime(t, notFound, 1).Kill(ctx, "x", unix.SIGTERM, false)
+	if !errors.Is(err, errdefs.ErrNotFound) || err.Error() != "fake-runtime kill: container does not exist" {
+		t.Errorf("Kill = %v, want ErrNotFound with the log's msg", err)
+	}
+	err = fakeRuntime(t, "", 3).Pause(ctx, "x")
+	if err == nil || !strings.Contains(err.Error(), "text on stderr") {
+		t.Errorf("Pause = %v, want the stderr text", err)
+	}
+	err = fakeRuntime(t, `{"level":"warning","msg":"just a warning"}`+"\n", 0).Resume(ctx, "x")
+	if err != nil {
+		t.Errorf("Resume = %v, want nil", err)
+	}
+	crun := `{"msg": "executable file ` + "`nope`" + ` not found in $PATH: No such file or directory", "level": "error", "time": "2024-01-01T00:00:00Z"}` + "\n"
+	_, err = fakeRuntime(t, crun, 1).Create(ctx, "x", t.TempDir(), [3]*os.File{}, nil)
+	if !errors.Is(err, oci.ErrExecNotFound) {
+		t.Errorf("Create = %v, want ErrExecNotFound", err)
+	}
+
+	// A reaper (the shim's wait4(-1)) takes the binary's exit status:
+	// the log decides.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var ws unix.WaitStatus
+			if _, err := unix.Wait4(-1, &ws, 0, nil); errors.Is(err, unix.ECHILD) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	err1 := fakeRuntime(t, notFound, 1).Kill(ctx, "x", unix.SIGTERM, false)
+	err2 := fakeRuntime(t, "", 0).Kill(ctx, "x", unix.SIGTERM, false)
+	close(stop)
+	<-done
+	if !errors.Is(err1, errdefs.ErrNotFound) {
+		t.Errorf("Kill (status reaped elsewhere) = %v, want ErrNotFound", err1)
+	}
+	if err2 != nil {
+		t.Errorf("Kill (status reaped elsewhere) = %v, want nil", err2)
+	}
 }
 
 // TestLifecycle walks a long-running container through its states, with
