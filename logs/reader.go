@@ -10,8 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"time"
-
-	"github.com/berth-dev/berth/errdefs"
 )
 
 // ReadOptions choose the records Read passes on.
@@ -31,9 +29,6 @@ type ReadOptions struct {
 	Stdout, Stderr bool
 }
 
-// pollInterval is how often a following Read looks for new bytes.
-const pollInterval = 150 * time.Millisecond
-
 // maxLine bounds a line Read holds in memory; longer ones are garbage (a
 // record of a 16 KiB chunk is at most ~100 KiB escaped).
 const maxLine = 1 << 20
@@ -42,39 +37,44 @@ const maxLine = 1 << 20
 // oldest first, then the live file. Lines that are not records (garbage, a
 // torn last line) are skipped. An error from fn ends Read and is returned.
 // A log that does not exist is errdefs.ErrNotFound.
+//
+// Read works on the files as they were when it started, found as one state
+// the log really had, however fast the writer rotates; a follower then goes
+// on from file to file by their identity (see snapshot.go), so it neither
+// loses nor repeats records unless it falls more than max-file rotations
+// behind, when it continues from the oldest file left.
 func Read(ctx context.Context, path string, opts ReadOptions, fn func(Entry) error) error {
 	if !opts.Stdout && !opts.Stderr {
 		opts.Stdout, opts.Stderr = true, true
 	}
-	files, err := openAll(path)
+	d := newLogDir(path)
+	files, err := d.openAll(ctx)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, f := range files {
-			f.close()
-		}
-	}()
+	defer func() { closeAll(files) }()
 	if opts.Tail >= 0 {
 		if err := tail(files, opts.Tail); err != nil {
 			return err
 		}
 	}
 	r := &reader{opts: opts, fn: fn}
-	for i, f := range files {
-		live := i == len(files)-1
-		if err := r.drain(ctx, f); err != nil {
+	for len(files) > 1 {
+		// Close each rotated file once read: a follower must not keep
+		// the space of files the writer deletes.
+		err := r.drain(ctx, files[0])
+		files[0].close()
+		files = files[1:]
+		if err != nil {
 			return r.result(err)
 		}
-		if !live {
-			continue
-		}
-		if !opts.Follow {
-			return nil
-		}
-		return r.result(r.follow(ctx, path, f))
 	}
-	return nil
+	live := files[0]
+	if err := r.drain(ctx, live); err != nil || !opts.Follow {
+		return r.result(err)
+	}
+	files = nil // follow owns live now
+	return r.result(r.follow(ctx, d, live))
 }
 
 // errDone ends a read early without error (a record past Until).
@@ -133,83 +133,12 @@ func (r *reader) drain(ctx context.Context, f *logFile) error {
 	}
 }
 
-// follow waits for f, the live file, to grow, and when the writer rotates
-// it away, reads what was rotated after it and moves to the new live file.
-func (r *reader) follow(ctx context.Context, path string, f *logFile) error {
-	t := time.NewTicker(pollInterval)
-	defer t.Stop()
-	defer func() { f.close() }()
-	for {
-		if !r.opts.Until.IsZero() && time.Now().After(r.opts.Until) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if err := r.drain(ctx, f); err != nil {
-			return err
-		}
-		st, err := os.Stat(path)
-		if err != nil {
-			continue // between the writer's rename and create
-		}
-		if fst, err := f.f.Stat(); err == nil && fst.Size() < f.pos {
-			// Truncated in place (max-file=1): start over.
-			if _, err := f.f.Seek(0, io.SeekStart); err != nil {
-				return fmt.Errorf("read log: %w", err)
-			}
-			f.reset(f.f)
-			continue
-		}
-		if os.SameFile(st, f.st) {
-			continue
-		}
-		// Rotated: finish the old file, then read the files rotated
-		// since (newest rotated is path.1), then the new live file.
-		if err := r.drain(ctx, f); err != nil {
-			return err
-		}
-		files, err := openAll(path)
-		if errdefs.IsNotFound(err) {
-			continue // renamed away again before we could open it: next tick
-		}
-		if err != nil {
-			return err
-		}
-		// Read what was rotated after our file, found by identity since
-		// names shift; if it is gone (compressed or dropped), only the new
-		// live file is left to read.
-		from := len(files) - 1
-		for i, nf := range files {
-			if os.SameFile(nf.st, f.st) {
-				from = i + 1
-			}
-		}
-		f.close()
-		for i, nf := range files[:len(files)-1] {
-			if i < from {
-				nf.close()
-				continue
-			}
-			err := r.drain(ctx, nf)
-			nf.close()
-			if err != nil {
-				return err
-			}
-		}
-		f = files[len(files)-1]
-		if err := r.drain(ctx, f); err != nil {
-			return err
-		}
-	}
-}
-
 // logFile reads the lines of one file of a log.
 type logFile struct {
 	f    *os.File
-	st   fs.FileInfo
+	st   fs.FileInfo // when opened
+	id   fileID
+	size int64 // when last looked at
 	gz   bool
 	rd   *bufio.Reader
 	zr   *gzip.Reader
@@ -231,7 +160,7 @@ func openLog(name string, gz bool) (*logFile, error) {
 		f.Close()
 		return nil, err
 	}
-	l := &logFile{f: f, st: st, gz: gz}
+	l := &logFile{f: f, st: st, id: idOf(st), size: st.Size(), gz: gz}
 	l.reset(f)
 	return l, nil
 }
@@ -291,89 +220,4 @@ func (l *logFile) next() ([]byte, error) {
 			return nil, fmt.Errorf("read log: %w", err)
 		}
 	}
-}
-
-// openAll opens the files of the log, oldest first, the live one last. It
-// opens newest first and retries when a rotation moved a file meanwhile, so
-// the set is one the writer really had.
-func openAll(path string) ([]*logFile, error) {
-	for attempt := 0; ; attempt++ {
-		files, err := openOnce(path)
-		if errdefs.IsNotFound(err) && attempt < 20 && rotatedExists(path) {
-			// Between the writer's rename of the live file and its
-			// creation of the next: try again.
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		if err != nil || attempt >= 20 || stable(path, files) {
-			return files, err
-		}
-		for _, f := range files {
-			f.close()
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func openOnce(path string) ([]*logFile, error) {
-	live, err := openLog(path, false)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("log %s: %w", path, errdefs.ErrNotFound)
-		}
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	files := []*logFile{live}
-	for k := 1; ; k++ {
-		f, err := openLog(rotated(path, k, false), false)
-		if errors.Is(err, fs.ErrNotExist) {
-			f, err = openLog(rotated(path, k, true), true)
-		}
-		if errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		if err != nil {
-			for _, f := range files {
-				f.close()
-			}
-			return nil, fmt.Errorf("open log: %w", err)
-		}
-		files = append(files, f)
-	}
-	for i, j := 0, len(files)-1; i < j; i, j = i+1, j-1 {
-		files[i], files[j] = files[j], files[i]
-	}
-	return files, nil
-}
-
-// rotatedExists reports whether the log has a rotated file, so that a
-// missing live file means a rotation in progress, not a missing log.
-func rotatedExists(path string) bool {
-	for _, gz := range []bool{false, true} {
-		if _, err := os.Stat(rotated(path, 1, gz)); err == nil {
-			return true
-		}
-	}
-	return false
-}
-
-// stable reports whether every opened file is still under its name.
-func stable(path string, files []*logFile) bool {
-	n := len(files)
-	for i, f := range files {
-		name := path
-		if k := n - 1 - i; k > 0 {
-			name = rotated(path, k, f.gz)
-		}
-		st, err := os.Stat(name)
-		if err != nil || !os.SameFile(st, f.st) {
-			return false
-		}
-	}
-	for _, gz := range []bool{false, true} {
-		if _, err := os.Stat(rotated(path, n, gz)); !errors.Is(err, fs.ErrNotExist) {
-			return false // a gap we stopped at has filled
-		}
-	}
-	return true
 }

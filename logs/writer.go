@@ -3,6 +3,7 @@ package logs
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +26,10 @@ import (
 // Each record reaches the file in one write(2) on an O_APPEND descriptor,
 // and rotation only renames files, so a concurrent reader sees whole
 // records, at worst the unfinished tail of the last one, which Read waits
-// for or skips.
+// for or skips. Readers in other processes also rely on this: the Writer
+// closes the live file before renaming it (a file renamed away is
+// complete), creates the next one before compressing the old, and names
+// in the gzip header the file it compressed.
 type Writer struct {
 	path string
 	opts Options
@@ -33,6 +37,7 @@ type Writer struct {
 	mu   sync.Mutex
 	f    *os.File
 	size int64
+	last time.Time // of the live file's last record, for the gzip header
 	buf  []byte
 }
 
@@ -116,6 +121,7 @@ func (w *Writer) Write(stream string, line []byte, t time.Time) error {
 		if err := w.write(w.buf); err != nil {
 			return err
 		}
+		w.last = t
 		line = line[n:]
 	}
 	if cap(w.buf) > 4*maxChunk { // keep the shim small after a burst of escapes
@@ -141,14 +147,23 @@ func (w *Writer) rotateIfFull() error {
 		return fmt.Errorf("close log: %w", err)
 	}
 	w.f = nil
-	if err := w.rotate(); err != nil {
-		// Keep logging into whatever file the path now names.
-		if oerr := w.open(); oerr != nil {
-			return errors.Join(err, oerr)
-		}
+	last := w.last
+	w.last = time.Time{}
+	err := w.shift()
+	// Keep logging into whatever file the path now names; a new one as
+	// soon as the old is renamed, so readers never wait on compression.
+	if oerr := w.open(); oerr != nil {
+		return errors.Join(err, oerr)
+	}
+	if err != nil {
 		return err
 	}
-	return w.open()
+	if w.opts.Compress {
+		if err := compress(rotated(w.path, 1, false), rotated(w.path, 1, true), last); err != nil {
+			return fmt.Errorf("compress rotated log: %w", err)
+		}
+	}
+	return nil
 }
 
 // rotated names the K-th rotated file.
@@ -160,11 +175,11 @@ func rotated(path string, k int, gz bool) string {
 	return name
 }
 
-// rotate shifts path.K to path.K+1 (dropping the oldest), then path to
-// path.1, then gzips path.1 if asked. Every step is a rename, so a reader
-// sees each file either under its old name or its new one.
-func (w *Writer) rotate() error {
-	gz := w.opts.Compress
+// shift moves path.K to path.K+1 (dropping the oldest), then path to
+// path.1. Every step is a rename into a name the step before vacated, so
+// a file only ever moves to an older name, and at any moment the names
+// order the files by age with at most one gap: what Read relies on.
+func (w *Writer) shift() error {
 	last := w.opts.MaxFile - 1
 	for _, g := range []bool{false, true} {
 		if err := os.Remove(rotated(w.path, last, g)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -172,29 +187,45 @@ func (w *Writer) rotate() error {
 		}
 	}
 	for k := last - 1; k >= 1; k-- {
-		if err := os.Rename(rotated(w.path, k, gz), rotated(w.path, k+1, gz)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("rotate log: %w", err)
+		// Both forms: a plain file left by a writer killed before it
+		// compressed moves along with the rest.
+		for _, g := range []bool{false, true} {
+			if err := os.Rename(rotated(w.path, k, g), rotated(w.path, k+1, g)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("rotate log: %w", err)
+			}
 		}
 	}
 	if err := os.Rename(w.path, rotated(w.path, 1, false)); err != nil {
 		return fmt.Errorf("rotate log: %w", err)
 	}
-	if gz {
-		if err := compress(rotated(w.path, 1, false), rotated(w.path, 1, true)); err != nil {
-			return fmt.Errorf("compress rotated log: %w", err)
-		}
-	}
 	return nil
+}
+
+// gzipMeta is the gzip header's Extra field of a rotated file. lastTime is
+// Docker's (moby's rotateFileMetadata), which lets docker skip the file
+// for --since; source is ours: the plain file the gzip was made from, so a
+// follower that holds that file open finds its place after compression.
+type gzipMeta struct {
+	LastTime time.Time `json:"lastTime,omitzero"`
+	Source   *source   `json:"source,omitempty"`
 }
 
 // compress writes src gzipped to dst through a temporary file, renames it
 // into place and removes src.
-func compress(src, dst string) (retErr error) {
+func compress(src, dst string, last time.Time) (retErr error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	meta := gzipMeta{LastTime: last}
+	if st, err := in.Stat(); err == nil {
+		meta.Source = &source{ID: idOf(st), Size: st.Size()}
+	}
+	extra, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
 	tmp := dst + ".tmp"
 	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
@@ -207,6 +238,7 @@ func compress(src, dst string) (retErr error) {
 		}
 	}()
 	zw := gzip.NewWriter(out)
+	zw.Extra = extra
 	if _, err := io.Copy(zw, in); err != nil {
 		return err
 	}
