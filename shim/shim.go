@@ -221,8 +221,8 @@ func (s *shim) start(ctx context.Context) (int, error) {
 	}
 	s.st.ManualStop = false
 	if err := s.startLocked(ctx); err != nil {
-		// The process stays created; its exit (a kill, a stop) ends
-		// the shim. Docker records the failure the same way.
+		// The created process is killed, and its exit ends the shim
+		// with the code Docker records for a start that failed.
 		s.st.Error = err.Error()
 		s.st.ExitCode = startFailureCode(err)
 		s.cancelled = true
