@@ -112,6 +112,7 @@ func newRoot(g *globals) *cobra.Command {
 	ctr.AddCommand(topCmd(g), statsCmd(g), portCmd(g), renameCmd(g), updateCmd(g), containerPruneCmd(g))
 	root.AddCommand(topCmd(g), statsCmd(g), portCmd(g), renameCmd(g), updateCmd(g))
 	root.AddCommand(volumeCmd(g))
+	root.AddCommand(systemCmd(g))
 	root.AddCommand(eventsCmd(g))
 	return root
 }
