@@ -30,8 +30,8 @@ type treeWriter struct {
 	// shallow archives a directory without its contents (a layer's
 	// changes list each entry).
 	shallow bool
-	links  map[[2]uint64]string
-	buf    []byte
+	links   map[[2]uint64]string
+	buf     []byte
 }
 
 func newTreeWriter(w io.Writer, v *fsView, mounts bool) *treeWriter {
