@@ -111,6 +111,8 @@ func newRoot(g *globals) *cobra.Command {
 		psCmd(g, "ps"), logsCmd(g), execCmd(g), ctr)
 	ctr.AddCommand(topCmd(g), statsCmd(g), portCmd(g), renameCmd(g), updateCmd(g), containerPruneCmd(g))
 	root.AddCommand(topCmd(g), statsCmd(g), portCmd(g), renameCmd(g), updateCmd(g))
+	ctr.AddCommand(cpCmd(g), exportCmd(g), diffCmd(g), commitCmd(g))
+	root.AddCommand(cpCmd(g), exportCmd(g), diffCmd(g), commitCmd(g))
 	root.AddCommand(volumeCmd(g))
 	root.AddCommand(systemCmd(g))
 	root.AddCommand(eventsCmd(g))
