@@ -31,6 +31,33 @@ func (h *host) fullID(ref string) string {
 	return h.inspect(ref)["Id"].(string)
 }
 
+// event finds the last event of action on the container id in the
+// host's event log and returns its attributes.
+func (h *host) event(action, id string) map[string]string {
+	h.t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.root, "events.log"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var found map[string]string
+	for _, l := range lines(string(b)) {
+		var m struct {
+			Action string
+			Actor  struct {
+				ID         string
+				Attributes map[string]string
+			}
+		}
+		if json.Unmarshal([]byte(l), &m) == nil && m.Action == action && m.Actor.ID == id {
+			found = m.Actor.Attributes
+		}
+	}
+	if found == nil {
+		h.t.Fatalf("no %s event for %s in %s", action, id, b)
+	}
+	return found
+}
+
 func TestTopCommand(t *testing.T) {
 	h := newHost(t)
 	h.ok("run", "-d", "--name", "tt", "busybox", "sh", "-c", "sleep 1000 & sleep 2000; echo")
@@ -186,6 +213,9 @@ func TestRenameCommand(t *testing.T) {
 	if got := h.inspect("cc"); got["Id"] != idA || got["Name"] != "/cc" {
 		t.Fatalf("inspect cc: %v %v", got["Id"], got["Name"])
 	}
+	if ev := h.event("rename", idA); ev["name"] != "cc" || ev["oldName"] != "/aa" || ev["image"] != "busybox" {
+		t.Fatalf("rename event: %v", ev)
+	}
 	if _, errs, code := h.run("", "container", "inspect", "aa"); code == 0 || !strings.Contains(errs, "No such container: aa") {
 		t.Fatalf("old name still found: %d %q", code, errs)
 	}
@@ -225,6 +255,9 @@ func TestUpdateCommand(t *testing.T) {
 	}
 	if out := h.ok("update", "--memory", "96m", "up"); out != "up\n" {
 		t.Fatalf("update printed %q", out)
+	}
+	if ev := h.event("update", id); ev["name"] != "up" {
+		t.Fatalf("update event: %v", ev)
 	}
 	if got := cgroupFile(t, "memory", id, "memory.limit_in_bytes"); got != strconv.Itoa(96<<20) {
 		t.Fatalf("limit after update: %s", got)
