@@ -397,8 +397,37 @@ func resources(r *specs.LinuxResources, req Request) error {
 		}
 		r.Memory = &specs.LinuxMemory{Limit: &req.Memory, Swap: &swap}
 	}
-	if req.CPUs != 0 || req.CPUShares != 0 || req.CpusetCpus != "" {
+	if req.MemoryReservation != 0 {
+		if req.MemoryReservation < 6<<20 {
+			return invalid("Minimum memory reservation allowed is 6MB")
+		}
+		if req.Memory > 0 && req.MemoryReservation > req.Memory {
+			return invalid("Minimum memory limit can not be less than memory reservation limit, see usage")
+		}
+		if r.Memory == nil {
+			r.Memory = &specs.LinuxMemory{}
+		}
+		r.Memory.Reservation = &req.MemoryReservation
+	}
+	if req.CPUs != 0 && (req.CPUPeriod != 0 || req.CPUQuota != 0) {
+		return invalid("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+	}
+	if req.CPUs != 0 || req.CPUShares != 0 || req.CpusetCpus != "" || req.CPUPeriod != 0 || req.CPUQuota != 0 {
 		r.CPU = &specs.LinuxCPU{}
+	}
+	if req.CPUPeriod != 0 {
+		if req.CPUPeriod < 1000 || req.CPUPeriod > 1000000 {
+			return invalid("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
+		}
+		period := uint64(req.CPUPeriod)
+		r.CPU.Period = &period
+	}
+	if req.CPUQuota != 0 {
+		if req.CPUQuota > 0 && req.CPUQuota < 1000 {
+			return invalid("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+		}
+		quota := req.CPUQuota
+		r.CPU.Quota = &quota
 	}
 	if req.CPUs != 0 {
 		n := runtime.NumCPU()

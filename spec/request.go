@@ -66,10 +66,15 @@ type Request struct {
 	// MemorySwap is memory plus swap in bytes; -1 is unlimited, and 0 with
 	// Memory set means twice Memory, as in Docker.
 	MemorySwap int64
+	// MemoryReservation is the soft limit in bytes; 0 is none.
+	MemoryReservation int64
 	// CPUs is --cpus, turned into a CFS quota over a 100ms period.
-	CPUs       float64
-	CPUShares  int64
-	CpusetCpus string
+	CPUs float64
+	// CPUPeriod and CPUQuota are --cpu-period and --cpu-quota, in µs;
+	// 0 leaves each unset. They conflict with CPUs.
+	CPUPeriod, CPUQuota int64
+	CPUShares           int64
+	CpusetCpus          string
 	// PidsLimit limits the number of tasks; 0 and -1 are unlimited.
 	PidsLimit int64
 	Ulimits   []Ulimit

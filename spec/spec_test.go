@@ -172,3 +172,25 @@ func TestGenerateInvalid(t *testing.T) {
 		}
 	}
 }
+
+func TestCPUPeriodQuotaReservation(t *testing.T) {
+	s, err := Generate(ocispec.ImageConfig{Cmd: []string{"true"}}, Request{CPUPeriod: 50000, CPUQuota: 25000, MemoryReservation: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, m := s.Linux.Resources.CPU, s.Linux.Resources.Memory
+	if c == nil || *c.Period != 50000 || *c.Quota != 25000 || m == nil || *m.Reservation != 32<<20 || m.Limit != nil {
+		t.Fatalf("resources: %+v %+v", c, m)
+	}
+	for _, req := range []Request{
+		{CPUs: 1, CPUPeriod: 50000},
+		{CPUPeriod: 10},
+		{CPUQuota: 10},
+		{MemoryReservation: 1 << 20},
+		{Memory: 16 << 20, MemoryReservation: 32 << 20},
+	} {
+		if _, err := Generate(ocispec.ImageConfig{Cmd: []string{"true"}}, req); err == nil {
+			t.Errorf("%+v: no error", req)
+		}
+	}
+}
