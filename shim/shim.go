@@ -311,6 +311,13 @@ func (s *shim) exited(ctx context.Context, r *run, ws unix.WaitStatus) (bool, ti
 // decides, and the delay starts at 100 ms, doubles with every restart up
 // to a minute, and starts over after a run of 10 s or more.
 func (s *shim) shouldRestart(code int, ran time.Duration) (bool, time.Duration) {
+	// `update --restart` rewrites shim.json: the policy in force is the
+	// one there now.
+	if cfg, _, err := loadConfig(s.cfg.Bundle); err == nil {
+		if _, err := restartPolicy(cfg.Restart); err == nil {
+			s.cfg.Restart = cfg.Restart
+		}
+	}
 	if ran >= 10*time.Second {
 		s.backoff = 0
 	}
