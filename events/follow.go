@@ -75,8 +75,9 @@ func (r *reader) catchUp(ctx context.Context, path string, cur **logFile, done *
 
 // advance moves *cur on to the live file when path names a new one, and
 // reports whether it did. The old one was rotated and is frozen: it is
-// finished first, then path.1 unless that is a file already read (mostly
-// it is the one just finished; it is another one only when the log
+// finished first. Then the live file and path.1 are opened as a pair the
+// writers really had; path.1 is read first unless it is a file already
+// read (mostly the one just finished; another one only when the log
 // rotated twice since the last look — a third rotation in that time would
 // lose a file).
 func (r *reader) advance(ctx context.Context, path string, cur **logFile, done *[]*logFile) (bool, error) {
@@ -91,10 +92,11 @@ func (r *reader) advance(ctx context.Context, path string, cur **logFile, done *
 			return false, err
 		}
 	}
-	old, err := openLog(path + ".1")
+	old, live, err := openSet(path)
 	if err != nil {
 		return false, err
 	}
+	*cur = live // nil if it is being replaced right now: the next look finds it
 	if old != nil {
 		seen := false
 		for _, d := range *done {
@@ -117,11 +119,6 @@ func (r *reader) advance(ctx context.Context, path string, cur **logFile, done *
 	if old != nil {
 		*done = append(*done, old)
 	}
-	live, err := openLog(path)
-	if err != nil {
-		return false, err
-	}
-	*cur = live // nil if rotated away again already: the next look finds it
 	return live != nil, nil
 }
 
