@@ -18,7 +18,10 @@
 // (a writer that locked it after the rename sees it is no longer
 // events.log and starts over). Readers read events.log.1, then events.log;
 // a follower that finds events.log replaced finishes its old file, reads
-// events.log.1 if that is not the file it just finished, then moves on.
+// events.log.1 if that is not the file it just finished, then moves on. A
+// follower that falls more than one rotation behind (MaxSize of events,
+// some ten thousand) loses the files in between, as Docker's daemon drops
+// events for a subscriber that does not keep up.
 package events
 
 import (
