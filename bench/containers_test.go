@@ -82,15 +82,19 @@ func (e *engineUnderTest) removeAll() {
 	}
 }
 
-// privateNetwork tells whether the process runs in another network
-// namespace than one of its ancestors (the shell it was started from):
-// podman's and docker's default networks add a bridge and firewall rules,
-// which must not reach the host's namespace. (PID 1's namespace cannot be
-// read on every machine.)
+// privateNetwork tells whether the process runs in a network namespace of
+// its own: podman's and docker's default networks add a bridge and firewall
+// rules, which must not reach the host's namespace. The host's is that of
+// the kernel's threads (kthreadd, PID 2); without one to see (a PID
+// namespace), that of the nearest ancestor in another namespace.
 func privateNetwork() bool {
 	self, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
 		return false
+	}
+	if comm, err := os.ReadFile("/proc/2/comm"); err == nil && string(comm) == "kthreadd\n" {
+		host, err := os.Readlink("/proc/2/ns/net")
+		return err == nil && host != self
 	}
 	for pid := os.Getppid(); pid > 1; {
 		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil && ns != self {
