@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +93,19 @@ func TestInitForwardsStop(t *testing.T) {
 	h.ok("kill", "-s", "USR1", "sl")
 	if out := h.ok("wait", "sl"); out != "138\n" {
 		t.Errorf("wait after SIGUSR1: %q", out)
+	}
+}
+
+// A berth that is not static cannot be the init: it says so.
+func TestRunInitDynamicBerth(t *testing.T) {
+	h := newHost(t)
+	dyn := filepath.Join(t.TempDir(), "berth")
+	if out, err := exec.Command("go", "build", "-o", dyn, "../cmd/berth").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(dyn, "--root", h.root, "--runroot", h.runRoot, "run", "--rm", "--init", "busybox", "true")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is dynamically linked") {
+		t.Fatalf("run --init with a dynamic berth: %v: %s", err, out)
 	}
 }
