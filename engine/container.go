@@ -59,6 +59,9 @@ type Container struct {
 const (
 	recordFile = "config.json"
 	stateFile  = "state.json"
+	// creatingFile marks a container that Create has not finished: it
+	// does not exist yet, and if its creator died, ps sweeps it away.
+	creatingFile = "creating"
 )
 
 func (e *Engine) containersDir() string         { return filepath.Join(e.root, "containers") }
@@ -127,8 +130,26 @@ func (e *Engine) saveContainer(c *Container) error {
 	return nil
 }
 
+// complete says whether container id exists: its record is written and
+// its create finished.
+func (e *Engine) complete(id string) bool {
+	if _, err := os.Lstat(filepath.Join(e.containerDir(id), creatingFile)); !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	_, err := os.Lstat(filepath.Join(e.containerDir(id), recordFile))
+	return err == nil
+}
+
 // loadContainer reads the record of the container with this full ID.
 func (e *Engine) loadContainer(id string) (*Container, error) {
+	if _, err := os.Lstat(filepath.Join(e.containerDir(id), creatingFile)); !errors.Is(err, fs.ErrNotExist) {
+		return nil, errorf(errdefs.ErrNotFound, "No such container: %s", id)
+	}
+	return e.readRecord(id)
+}
+
+// readRecord reads the record of container id, complete or not.
+func (e *Engine) readRecord(id string) (*Container, error) {
 	b, err := os.ReadFile(filepath.Join(e.containerDir(id), recordFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errorf(errdefs.ErrNotFound, "No such container: %s", id)
@@ -149,7 +170,8 @@ func (e *Engine) loadContainer(id string) (*Container, error) {
 	return &c, nil
 }
 
-// containerIDs lists the IDs of all recorded containers.
+// containerIDs lists the IDs of all containers. On the way it sweeps
+// away what creates and rms that were killed left.
 func (e *Engine) containerIDs() ([]string, error) {
 	ents, err := os.ReadDir(e.containersDir())
 	if errors.Is(err, fs.ErrNotExist) {
@@ -160,10 +182,16 @@ func (e *Engine) containerIDs() ([]string, error) {
 	}
 	ids := make([]string, 0, len(ents))
 	for _, ent := range ents {
-		if ent.IsDir() && len(ent.Name()) == 64 {
-			ids = append(ids, ent.Name())
+		if !ent.IsDir() || len(ent.Name()) != 64 {
+			continue
 		}
+		if !e.complete(ent.Name()) {
+			e.sweep(ent.Name()) // unless being created or removed
+			continue
+		}
+		ids = append(ids, ent.Name())
 	}
+	e.sweepLocks()
 	return ids, nil
 }
 
@@ -173,8 +201,8 @@ func (e *Engine) nameOwner(name string) string {
 	if err != nil {
 		return ""
 	}
-	if _, err := os.Stat(filepath.Join(e.containerDir(id), recordFile)); err != nil {
-		return "" // a name left by a create or rm that was killed
+	if !e.complete(id) {
+		return "" // being created, or left by a create or rm that was killed
 	}
 	return id
 }
@@ -219,43 +247,143 @@ type lockFile struct{ f *os.File }
 
 func (l lockFile) Unlock() { l.f.Close() }
 
+func (e *Engine) lockPath(name string) string { return filepath.Join(e.runRoot, "locks", name) }
+
 // lock takes an exclusive flock on RunRoot/locks/name, waiting for ctx.
 func (e *Engine) lock(ctx context.Context, name string) (lockFile, error) {
-	dir := filepath.Join(e.runRoot, "locks")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return lockFile{}, err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return lockFile{}, err
-	}
 	for delay := time.Millisecond; ; delay = min(delay*2, 50*time.Millisecond) {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return lockFile{f}, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return lockFile{}, fmt.Errorf("lock %s: %w", name, err)
+		l, ok, err := e.tryLock(name)
+		if err != nil || ok {
+			return l, err
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
 			return lockFile{}, ctx.Err()
 		case <-time.After(delay):
 		}
 	}
 }
 
+// tryLock takes the lock name if nobody holds it; ok is false if someone
+// does. A lock file may be unlinked by its holder (rm removes a removed
+// container's): a lock taken on a file no longer at the path is let go
+// and taken again on the new one.
+func (e *Engine) tryLock(name string) (l lockFile, ok bool, err error) {
+	path := e.lockPath(name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return lockFile{}, false, err
+	}
+	for range 100 {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return lockFile{}, false, err
+		}
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return lockFile{}, false, nil
+		}
+		if err != nil {
+			f.Close()
+			return lockFile{}, false, fmt.Errorf("lock %s: %w", name, err)
+		}
+		var held, now unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(path, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
+			return lockFile{f}, true, nil
+		}
+		f.Close() // unlinked meanwhile
+	}
+	return lockFile{}, false, fmt.Errorf("lock %s: its file keeps being replaced: %w", name, errdefs.ErrUnavailable)
+}
+
+// busy reports whether a process holds the lock of container id: a
+// create or rm is under way. The lock of a process that died is free.
+func (e *Engine) busy(id string) bool {
+	f, err := os.OpenFile(e.lockPath(id), os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return errors.Is(unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB), unix.EWOULDBLOCK)
+}
+
+// sweepLocks removes the lock files of containers that are gone, but
+// those held: what a create or rm killed before or after its directory
+// existed left.
+func (e *Engine) sweepLocks() {
+	ents, _ := os.ReadDir(filepath.Join(e.runRoot, "locks"))
+	for _, ent := range ents {
+		id := ent.Name()
+		if len(id) != 64 {
+			continue
+		}
+		if _, err := os.Lstat(e.containerDir(id)); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		l, ok, err := e.tryLock(id)
+		if err != nil || !ok {
+			continue
+		}
+		if _, err := os.Lstat(e.containerDir(id)); errors.Is(err, fs.ErrNotExist) {
+			os.Remove(e.lockPath(id))
+		}
+		l.Unlock()
+	}
+}
+
+// sweep removes container id when it is not complete and nobody holds
+// its lock: what a create killed before it finished, or an rm killed
+// after it removed the record, left. Its names and lock go too.
+func (e *Engine) sweep(id string) {
+	l, ok, err := e.tryLock(id)
+	if err != nil || !ok {
+		return
+	}
+	defer l.Unlock()
+	if e.complete(id) {
+		return
+	}
+	if c, err := e.readRecord(id); err == nil {
+		if err := e.removeParts(context.Background(), c); err != nil {
+			return
+		}
+	}
+	os.RemoveAll(e.bundleDir(id))
+	if err := os.RemoveAll(e.containerDir(id)); err != nil {
+		return
+	}
+	if nl, err := e.lock(context.Background(), "names"); err == nil {
+		ents, _ := os.ReadDir(e.namesDir())
+		for _, ent := range ents {
+			e.releaseName(ent.Name(), id)
+		}
+		nl.Unlock()
+	}
+	os.Remove(e.lockPath(id))
+}
+
+// nameHolder returns the ID that holds name: its owner, or a container
+// still being created (its lock held, its create not finished).
+func (e *Engine) nameHolder(name string) string {
+	if id := e.nameOwner(name); id != "" {
+		return id
+	}
+	if id, err := os.Readlink(filepath.Join(e.namesDir(), name)); err == nil && e.busy(id) {
+		return id
+	}
+	return ""
+}
+
 // reserveName binds name to id under the names lock. A name left by a
-// dead create or rm (a link to no record) is taken over.
+// dead create or rm (a link to no record that nobody is writing) is taken
+// over.
 func (e *Engine) reserveName(ctx context.Context, name, id string) error {
 	l, err := e.lock(ctx, "names")
 	if err != nil {
 		return err
 	}
 	defer l.Unlock()
-	if owner := e.nameOwner(name); owner != "" && owner != id {
+	if owner := e.nameHolder(name); owner != "" && owner != id {
 		return errorf(errdefs.ErrConflict, "Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, owner)
 	}
 	if err := os.MkdirAll(e.namesDir(), 0o700); err != nil {

@@ -85,16 +85,32 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Container, err
 	c.Name = name
 
 	// Reserve the name and write the record before making anything the
-	// record owns, so nothing is ever made that rm cannot find.
+	// record owns, so nothing is ever made that rm cannot find. The
+	// container's lock, held throughout, tells a create under way from
+	// one that was killed (whose directory and name ps sweeps away).
+	l, err := e.lock(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
 	if err := os.MkdirAll(e.containerDir(c.ID), 0o710); err != nil {
+		os.Remove(e.lockPath(c.ID))
+		return nil, err
+	}
+	marker := filepath.Join(e.containerDir(c.ID), creatingFile)
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		os.RemoveAll(e.containerDir(c.ID))
+		os.Remove(e.lockPath(c.ID))
 		return nil, err
 	}
 	if err := e.reserveName(ctx, name, c.ID); err != nil {
 		os.RemoveAll(e.containerDir(c.ID))
+		os.Remove(e.lockPath(c.ID))
 		return nil, err
 	}
 	fail := func(err error) (*Container, error) {
 		e.removeParts(context.WithoutCancel(ctx), c)
+		os.Remove(e.lockPath(c.ID))
 		return nil, err
 	}
 	if err := e.saveContainer(c); err != nil {
@@ -113,6 +129,9 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Container, err
 		return fail(err)
 	}
 	if err := e.saveContainer(c); err != nil {
+		return fail(err)
+	}
+	if err := os.Remove(marker); err != nil {
 		return fail(err)
 	}
 	e.containerEvent(ctx, c, "create", nil)

@@ -34,7 +34,8 @@ func (e *Engine) RemoveContainer(ctx context.Context, ref string, o RemoveOption
 	}
 	defer l.Unlock()
 	if _, err := e.loadContainer(c.ID); err != nil {
-		return err // removed while we waited
+		os.Remove(e.lockPath(c.ID)) // removed while we waited
+		return err
 	}
 	st, err := e.state(c)
 	if err != nil {
@@ -59,7 +60,7 @@ func (e *Engine) RemoveContainer(ctx context.Context, ref string, o RemoveOption
 	if o.Volumes {
 		e.removeAnonymousVolumes(ctx, c)
 	}
-	os.Remove(filepath.Join(e.runRoot, "locks", c.ID))
+	os.Remove(e.lockPath(c.ID))
 	e.containerEvent(ctx, c, "destroy", nil)
 	return nil
 }
