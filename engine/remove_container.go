@@ -50,6 +50,12 @@ func (e *Engine) RemoveContainer(ctx context.Context, ref string, o RemoveOption
 		if err := e.kill(ctx, c, st); err != nil {
 			return fmt.Errorf("cannot remove container \"/%s\": could not kill: %w", c.Name, err)
 		}
+	default:
+		if st.ShimAlive() { // a start killed before it started the process
+			if err := e.kill(ctx, c, st); err != nil {
+				return fmt.Errorf("cannot remove container \"/%s\": could not kill: %w", c.Name, err)
+			}
+		}
 	}
 	st, _ = shim.ReadState(e.containerDir(c.ID))
 	st.Status = "removing"

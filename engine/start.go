@@ -54,6 +54,11 @@ func (e *Engine) Start(ctx, attachCtx context.Context, ref string, o StartOption
 		return nil, err
 	}
 	defer l.Unlock()
+	id := c.ID
+	if c, err = e.loadContainer(id); err != nil {
+		os.Remove(e.lockPath(id)) // removed while we waited
+		return nil, err
+	}
 	st, err := e.state(c)
 	if err != nil {
 		return nil, err
@@ -66,15 +71,23 @@ func (e *Engine) Start(ctx, attachCtx context.Context, ref string, o StartOption
 	case "removing", "dead":
 		return nil, errorf(errdefs.ErrFailedPrecondition, "container is marked for removal and cannot be started")
 	}
-	e.cleanupStale(ctx, c)
-	if err := e.writeBundle(ctx, c); err != nil {
+	// A start killed after its shim created the process leaves the shim
+	// holding it, created: that is the process to start.
+	reuse := st.Status == "created" && st.ShimAlive()
+	if !reuse {
 		e.cleanupStale(ctx, c)
-		return nil, err
-	}
-	if err := shim.Launch(ctx, e.exe, e.bundleDir(c.ID)); err != nil {
-		e.recordStartError(c, st, err)
-		e.cleanupStale(ctx, c)
-		return nil, startError(err)
+		if err := e.writeBundle(ctx, c); err != nil {
+			e.cleanupStale(ctx, c)
+			return nil, err
+		}
+		// The shim holds the container's lock until its launch is over,
+		// so that a start killed meanwhile leaves the next one a shim
+		// that either runs (and holds the process) or is gone.
+		if err := shim.Launch(ctx, e.exe, e.bundleDir(c.ID), l.f); err != nil {
+			e.recordStartError(c, st, err)
+			e.cleanupStale(ctx, c)
+			return nil, startError(err)
+		}
 	}
 	client, err := shim.Dial(ctx, e.shimSocket(c.ID))
 	if err != nil {
@@ -105,6 +118,9 @@ func (e *Engine) Start(ctx, attachCtx context.Context, ref string, o StartOption
 		started.Attached = ch
 	}
 	if _, err := client.Start(ctx); err != nil {
+		if reuse && errdefs.IsConflict(err) {
+			return started, nil // the killed start got there after all
+		}
 		return nil, startError(err)
 	}
 	e.containerEvent(ctx, c, "start", nil)

@@ -22,8 +22,12 @@ import (
 )
 
 // reportFD is the descriptor on which a starting shim tells Launch how the
-// creation went: one JSON line, a report.
-const reportFD = 3
+// creation went: one JSON line, a report. holdFD is the file the shim
+// holds open until its launch is over (see Launch).
+const (
+	reportFD = 3
+	holdFD   = 4
+)
 
 // report is the starting shim's word to Launch.
 type report struct {
@@ -41,7 +45,12 @@ const monitorArg = "--monitor"
 // error, classified (errors.Is works with oci.ErrExecNotFound and the
 // errdefs classes), and nothing is left behind: no shim, no runtime
 // state, no rootfs mount.
-func Launch(ctx context.Context, exe, bundle string) error {
+//
+// hold, when given, is a file (the caller's lock) that the shim keeps open
+// until its launch is over: reported, or, when the report cannot reach a
+// caller that died meanwhile, torn down. A lock on it thus outlasts a
+// caller killed during the launch for as long as the launch has effects.
+func Launch(ctx context.Context, exe, bundle string, hold ...*os.File) error {
 	bundle, err := filepath.Abs(bundle)
 	if err != nil {
 		return fmt.Errorf("launch shim: %w", err)
@@ -51,9 +60,19 @@ func Launch(ctx context.Context, exe, bundle string) error {
 		return fmt.Errorf("launch shim: %w", err)
 	}
 	defer r.Close()
+	var held *os.File
+	if len(hold) > 0 {
+		held = hold[0]
+	} else {
+		if held, err = os.Open(os.DevNull); err != nil {
+			w.Close()
+			return fmt.Errorf("launch shim: %w", err)
+		}
+		defer held.Close()
+	}
 	cmd := exec.Command(exe, "shim", bundle)
 	cmd.Dir = "/"
-	cmd.ExtraFiles = []*os.File{w}
+	cmd.ExtraFiles = []*os.File{w, held}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// The first process starts the monitor and exits at once, so the
 	// monitor is nobody's child but init's (or a subreaper's).
@@ -134,12 +153,25 @@ func Main(ctx context.Context, args []string) int {
 	cmd.Args[0] = "berth"
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{rep}
+	if hold := heldFile(); hold != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, hold)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		sendReport(rep, os.Getpid(), fmt.Errorf("start shim monitor: %w", err))
 		return 1
 	}
 	return 0
+}
+
+// heldFile is the file Launch passed on holdFD to be held through the
+// launch, made close-on-exec; nil when there is none.
+func heldFile() *os.File {
+	if _, err := unix.FcntlInt(holdFD, unix.F_GETFD, 0); err != nil {
+		return nil
+	}
+	unix.CloseOnExec(holdFD)
+	return os.NewFile(holdFD, "hold")
 }
 
 // sendReport writes the report for Launch.
@@ -165,6 +197,8 @@ func monitorMain(ctx context.Context, bundle string) int {
 	tune()
 	rep := os.NewFile(reportFD, "report")
 	unix.CloseOnExec(reportFD)
+	// hold is closed once the launch is over (or with the process).
+	hold := heldFile()
 	// The terminal's and the launcher's signals are not ours to die of;
 	// handling them (rather than ignoring them) keeps the container's
 	// processes from inheriting SIG_IGN.
@@ -217,6 +251,9 @@ func monitorMain(ctx context.Context, bundle string) int {
 		return 1
 	}
 	rep.Close()
+	if hold != nil {
+		hold.Close()
+	}
 	go sv.serve()
 	log.Info("container created", "id", cfg.ID, "pid", s.st.Pid)
 	s.monitor(ctx)
