@@ -93,8 +93,9 @@ type Request struct {
 
 	// StopSignal replaces the image's; recorded as an annotation.
 	StopSignal string
-	// Init asks for an init process; Generate only records it (annotation
-	// AnnotationInit) until berth ships one.
+	// Init asks for an init process. Generate records it (annotation
+	// AnnotationInit); the engine mounts berth as /sbin/docker-init and
+	// puts it in front of the command.
 	Init bool
 	// Labels are merged over the image's and become annotations.
 	Labels map[string]string
