@@ -210,6 +210,7 @@ func TestFollowFallsBehind(t *testing.T) {
 			writeN(t, w, 0, 1, "stdout")
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
+			fds := openFDs(t)
 			stalled, release := make(chan struct{}), make(chan struct{})
 			var mu sync.Mutex
 			var got []int
@@ -251,6 +252,9 @@ func TestFollowFallsBehind(t *testing.T) {
 			cancel()
 			if err := <-done; err != nil {
 				t.Fatal(err)
+			}
+			if n := openFDs(t); n != fds {
+				t.Errorf("%d open files after the follow, %d before", n, fds)
 			}
 			// One gap, where the follower's file was dropped; what it
 			// reads after is the oldest file left and all after it.
@@ -448,4 +452,13 @@ func TestRotationEveryRecord(t *testing.T) {
 			wg.Wait()
 		})
 	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }

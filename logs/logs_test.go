@@ -279,7 +279,7 @@ func (f *follower) waitFor(t *testing.T, n int) []Entry {
 		if len(got) >= n || time.Now().After(deadline) {
 			return got
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 
