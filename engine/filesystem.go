@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -80,6 +79,9 @@ func statIn(v *fsView, p, ref string) (string, container.PathStat, error) {
 		var st unix.Stat_t
 		var target string
 		st, target, err = v.lstat(resolved)
+		if err == nil && assertsDir(abs) && !isDir(&st) {
+			return "", container.PathStat{}, errorf(errdefs.ErrInvalidArgument, "lstat %s: not a directory", abs)
+		}
 		if err == nil {
 			ps := container.PathStat{
 				Name: path.Base(abs), Size: st.Size, Mode: fileMode(&st),
@@ -385,9 +387,4 @@ func (e *Engine) viewMounts(ctx context.Context, c *Container) ([]viewMount, fun
 		out = append(out, viewMount{dest: "/etc/" + f, source: src, rw: !c.HostConfig.ReadonlyRootfs})
 	}
 	return out, release, nil
-}
-
-// isNotExist reports whether err says a file is not there.
-func isNotExist(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOENT)
 }

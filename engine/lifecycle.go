@@ -185,6 +185,55 @@ func (e *Engine) waitShimGone(ctx context.Context, ref string) error {
 	}
 }
 
+// settleDeadShim ends a container whose shim died while it ran, as
+// containerd does for a task whose shim it lost: what is left of the
+// container (its processes, cgroup, rootfs mount) is killed and cleaned
+// up and it is recorded exited with 137 (128+SIGKILL), or with 255 when
+// the runtime has no trace of it left (a reboot: dockerd's code then).
+// A --rm container is then removed (ErrNotFound), as its shim would have
+// done. While another command holds the container's lock (it cleans up
+// itself), the end is only reported.
+func (e *Engine) settleDeadShim(c *Container, st shim.State) (shim.State, error) {
+	ctx := context.Background()
+	code := 255
+	if rt, err := e.ociRuntime(c.HostConfig.Runtime); err == nil {
+		if _, err := rt.State(ctx, c.ID); err == nil {
+			code = 128 + int(unix.SIGKILL)
+		}
+	}
+	ended := func(st shim.State) shim.State {
+		st.Status, st.Pid, st.ShimPid, st.ShimStart, st.ExitCode = shim.StatusExited, 0, 0, 0, code
+		return st
+	}
+	l, ok, err := e.tryLock(c.ID)
+	if err != nil || !ok {
+		return ended(st), nil
+	}
+	now, err := shim.ReadState(e.containerDir(c.ID))
+	switch {
+	case err != nil:
+		l.Unlock()
+		return ended(st), nil
+	case now.ShimAlive() || now.Status != "running" && now.Status != "paused" && now.Status != "restarting":
+		l.Unlock()
+		return now, nil // settled, or started again, meanwhile
+	}
+	e.cleanupStale(ctx, c)
+	now = ended(now)
+	now.FinishedAt = time.Now().UTC()
+	err = shim.WriteState(e.containerDir(c.ID), now)
+	l.Unlock()
+	if err != nil {
+		return now, err
+	}
+	if c.HostConfig.AutoRemove {
+		if err := e.RemoveContainer(ctx, c.ID, RemoveOptions{Force: true, Volumes: true}); err == nil {
+			return now, errorf(errdefs.ErrNotFound, "No such container: %s", c.ID)
+		}
+	}
+	return now, nil
+}
+
 // Wait waits until the container stops (condition "not-running", the
 // default; "next-exit"; "removed") and returns its exit.
 func (e *Engine) Wait(ctx context.Context, ref, condition string) (shim.Exit, error) {
