@@ -371,9 +371,9 @@ func (e *Engine) cleanupStale(ctx context.Context, c *Container) {
 	}
 }
 
-// state reads the container's state, correcting it when its shim died
-// without recording the end (a crash, a reboot): Docker then reports the
-// container exited.
+// state reads the container's state. When its shim died without
+// recording the end (killed, or gone with the machine) the container is
+// settled first (settleDeadShim): Docker then reports it exited.
 func (e *Engine) state(c *Container) (shim.State, error) {
 	st, err := shim.ReadState(e.containerDir(c.ID))
 	if errdefs.IsNotFound(err) {
@@ -385,10 +385,7 @@ func (e *Engine) state(c *Container) (shim.State, error) {
 	switch st.Status {
 	case "running", "paused", "restarting":
 		if !st.ShimAlive() {
-			st.Status, st.Pid = "exited", 0
-			if st.ExitCode == 0 {
-				st.ExitCode = 255
-			}
+			return e.settleDeadShim(c, st)
 		}
 	}
 	return st, nil
