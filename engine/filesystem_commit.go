@@ -339,6 +339,7 @@ func commitChange(cfg *dockerspec.DockerOCIImageConfig, change string, cmdSet *b
 		cfg.Healthcheck = h
 		return nil
 	case "WORKDIR":
+		rest = expandVars(rest, cfg.Env)
 		if rest != "" && !path.IsAbs(rest) {
 			rest = path.Join("/", cfg.WorkingDir, rest)
 		}
@@ -346,6 +347,9 @@ func commitChange(cfg *dockerspec.DockerOCIImageConfig, change string, cmdSet *b
 		return nil
 	case "CMD":
 		*cmdSet = true
+	case "ENV", "LABEL", "EXPOSE", "VOLUME", "USER", "STOPSIGNAL":
+		// Variables expand as in a Dockerfile, from the environment so far.
+		change = instr + " " + expandVars(rest, cfg.Env)
 	}
 	err := applyChange(&cfg.ImageConfig, change)
 	if err != nil {
@@ -413,4 +417,69 @@ func parseHealthcheck(s string) (*container.HealthConfig, error) {
 		return nil, invalid("missing command after CMD")
 	}
 	return h, nil
+}
+
+// expandVars replaces $NAME, ${NAME}, ${NAME:-word} and ${NAME:+word}
+// with values from env, as a Dockerfile does, outside single quotes; a
+// backslash keeps a "$" as it is. Quotes stay for the word splitting
+// after.
+func expandVars(s string, env []string) string {
+	lookup := func(name string) (string, bool) {
+		for i := len(env) - 1; i >= 0; i-- {
+			if v, ok := strings.CutPrefix(env[i], name+"="); ok {
+				return v, true
+			}
+		}
+		return "", false
+	}
+	var b strings.Builder
+	inSingle := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && !inSingle && i+1 < len(s):
+			b.WriteByte(c)
+			b.WriteByte(s[i+1])
+			i++
+			continue
+		case c == '\'':
+			inSingle = !inSingle
+		case c == '$' && !inSingle && i+1 < len(s):
+			if s[i+1] == '{' {
+				end := strings.IndexByte(s[i:], '}')
+				if end < 0 {
+					break
+				}
+				expr := s[i+2 : i+end]
+				i += end
+				name, word, op := expr, "", ""
+				if k := strings.Index(expr, ":"); k >= 0 && k+1 < len(expr) {
+					name, op, word = expr[:k], expr[k+1:k+2], expr[k+2:]
+				}
+				v, ok := lookup(name)
+				switch {
+				case op == "-" && (!ok || v == ""):
+					v = word
+				case op == "+":
+					if ok && v != "" {
+						v = word
+					}
+				}
+				b.WriteString(v)
+				continue
+			}
+			j := i + 1
+			for j < len(s) && (s[j] == '_' || s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z' || j > i+1 && s[j] >= '0' && s[j] <= '9') {
+				j++
+			}
+			if j > i+1 {
+				v, _ := lookup(s[i+1 : j])
+				b.WriteString(v)
+				i = j - 1
+				continue
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }

@@ -10,7 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/berth-dev/berth/errdefs"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
 
@@ -200,6 +203,49 @@ func TestAbsPath(t *testing.T) {
 	} {
 		if got := absPath(in); got != want {
 			t.Errorf("absPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestExpandVars(t *testing.T) {
+	env := []string{"PATH=/bin", "A=1", "E="}
+	for in, want := range map[string]string{
+		"PATH=$PATH:/x":         "PATH=/bin:/x",
+		"B=${A}2 C=$A$A":        "B=12 C=11",
+		`D='$A' F="$A"`:         `D='$A' F="1"`,
+		`G=\$A`:                 `G=\$A`,
+		"H=${E:-def} I=${A:+y}": "H=def I=y",
+		"J=$NOPE K=${NOPE}":     "J= K=",
+		"cost $5":               "cost $5",
+	} {
+		if got := expandVars(in, env); got != want {
+			t.Errorf("expandVars(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCommitChange(t *testing.T) {
+	var cfg dockerspec.DockerOCIImageConfig
+	cfg.Env = []string{"PATH=/bin"}
+	cfg.Cmd = []string{"sh"}
+	cmdSet := false
+	for _, c := range []string{
+		"ENV PATH=$PATH:/opt/bin", "WORKDIR /a", "WORKDIR b", "ONBUILD run echo hi",
+		"HEALTHCHECK --interval=5s --retries=2 CMD wget -q localhost", `ENTRYPOINT ["/bin/app"]`,
+	} {
+		if err := commitChange(&cfg, c, &cmdSet); err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+	}
+	if cfg.Env[0] != "PATH=/bin:/opt/bin" || cfg.WorkingDir != "/a/b" || cfg.OnBuild[0] != "RUN echo hi" || cfg.Cmd != nil {
+		t.Fatalf("config: %+v", cfg)
+	}
+	if h := cfg.Healthcheck; h == nil || h.Interval != 5*time.Second || h.Retries != 2 || h.Test[0] != "CMD-SHELL" {
+		t.Fatalf("healthcheck: %+v", h)
+	}
+	for _, bad := range []string{"FROM x", "ONBUILD FROM x", "HEALTHCHECK --bogus=1 CMD x", "HEALTHCHECK RUN x"} {
+		if err := commitChange(&cfg, bad, &cmdSet); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%s: %v", bad, err)
 		}
 	}
 }
