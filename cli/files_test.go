@@ -185,9 +185,10 @@ func TestCpToContainer(t *testing.T) {
 			h.ok("cp", filepath.Join(src, "dir"), ctr+":/tmp/")
 			h.ok("cp", filepath.Join(src, "dir")+"/.", ctr+":/root")
 			h.ok("cp", filepath.Join(src, "f"), ctr+":/etc/passwd") // over a file
+			h.ok("cp", filepath.Join(src, "f"), ctr+":/etc/hosts")  // over a file mounted there
 			for p, want := range map[string]string{
 				"/tmp/f": "file\n", "/renamed": "file\n", "/newdir/sub/b": "b\n", "/tmp/dir/a": "a\n",
-				"/root/sub/b": "b\n", "/etc/passwd": "file\n",
+				"/root/sub/b": "b\n", "/etc/passwd": "file\n", "/etc/hosts": "file\n",
 			} {
 				if got := h.cpCat(ctr, p); got != want {
 					t.Errorf("%s: %q, want %q", p, got, want)
@@ -234,6 +235,9 @@ func TestCpToContainer(t *testing.T) {
 				t.Errorf("/bin/busybox damaged: %d bytes", len(got))
 			}
 		})
+	}
+	if out := h.ok("exec", "up", "cat", "/etc/hosts"); out != "file\n" {
+		t.Errorf("/etc/hosts seen inside: %q", out)
 	}
 	_, errs, _ := h.run("", "cp", "-q=false", filepath.Join(src, "f"), "up:/tmp")
 	if want := "Successfully copied 5B (transferred 2.05kB) to up:/tmp\n"; errs != want {

@@ -363,7 +363,9 @@ func (e *Engine) viewMounts(ctx context.Context, c *Container) ([]viewMount, fun
 		taken[dest] = true
 		switch mp.Type {
 		case mount.TypeBind:
-			out = append(out, viewMount{dest: dest, source: mp.Source, rw: mp.RW, user: true})
+			st, err := os.Stat(mp.Source)
+			file := err == nil && !st.IsDir()
+			out = append(out, viewMount{dest: dest, source: mp.Source, rw: mp.RW, user: true, file: file})
 		case mount.TypeVolume:
 			vols, err := e.volumes()
 			if err != nil {
@@ -384,7 +386,7 @@ func (e *Engine) viewMounts(ctx context.Context, c *Container) ([]viewMount, fun
 		if _, err := os.Lstat(src); err != nil || taken["/etc/"+f] {
 			continue
 		}
-		out = append(out, viewMount{dest: "/etc/" + f, source: src, rw: !c.HostConfig.ReadonlyRootfs})
+		out = append(out, viewMount{dest: "/etc/" + f, source: src, rw: !c.HostConfig.ReadonlyRootfs, file: true})
 	}
 	return out, release, nil
 }

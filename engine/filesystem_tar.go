@@ -323,6 +323,14 @@ func (v *fsView) extract(ctx context.Context, dst string, r io.Reader, o extract
 			hdr.Uid, hdr.Gid = o.owner[0], o.owner[1]
 		}
 		hdr.Uname, hdr.Gname = "", ""
+		if m != nil && m.file {
+			// A file mounted on its own (/etc/hosts, a file bind): its
+			// content is replaced, as writing through the mount would.
+			if err := writeMountedFile(m.source, hdr, tr); err != nil {
+				return fmt.Errorf("extract %s: %w", v.show(p), err)
+			}
+			continue
+		}
 		rt := route(m)
 		if err := rt.tw.WriteHeader(hdr); err != nil {
 			return fmt.Errorf("extract %s: %w", v.show(p), err)
@@ -375,4 +383,21 @@ func applyError(err error) error {
 		return err
 	}
 	return &classified{msg: msg, class: err}
+}
+
+// writeMountedFile replaces the content of a file mounted on its own by
+// a regular file entry's.
+func writeMountedFile(dst string, hdr *tar.Header, r io.Reader) error {
+	if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+		return errorf(errdefs.ErrInvalidArgument, "a file is mounted there: only a regular file can replace it")
+	}
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_TRUNC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, io.LimitReader(r, hdr.Size))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -53,6 +53,7 @@ type viewMount struct {
 	source string // host path of what is mounted there
 	rw     bool
 	user   bool // a bind or volume the user asked for (not an /etc file)
+	file   bool // a file, not a directory, is mounted there
 }
 
 // maxSymlinks bounds the links one resolution follows, as the kernel does.
