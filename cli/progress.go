@@ -3,13 +3,11 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/docker/go-units"
-	"golang.org/x/sys/unix"
 )
 
 // progressWriter renders the per-layer progress of pull and push as
@@ -34,14 +32,7 @@ func newProgressWriter(out io.Writer, tty bool) *progressWriter {
 
 // isTTY reports whether w is a terminal (termios answers, unlike for
 // /dev/null), as docker decides whether to draw progress bars.
-func isTTY(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
+func isTTY(w io.Writer) bool { return isTerminal(w) }
 
 // Update renders one progress event.
 func (w *progressWriter) Update(p engine.Progress) {

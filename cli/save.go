@@ -8,6 +8,7 @@ import (
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 func saveCmd(g *globals) *cobra.Command {
@@ -56,12 +57,13 @@ func saveCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// isTerminal reports whether w is a terminal.
-func isTerminal(w any) bool {
-	f, ok := w.(*os.File)
+// isTerminal reports whether f (a reader or writer) is a terminal; a
+// character device such as /dev/null is not.
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
 	if !ok {
 		return false
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(file.Fd()), unix.TCGETS)
+	return err == nil
 }
