@@ -144,12 +144,16 @@ func (e *Engine) TagImage(ctx context.Context, source, target string) error {
 	if r.IsDigested() {
 		return fmt.Errorf("refusing to create a tag with a digest reference: %w", errdefs.ErrInvalidArgument)
 	}
-	return e.withMeta(ctx, func(db *meta.DB) error {
+	if err := e.withMeta(ctx, func(db *meta.DB) error {
 		return db.PutImage(ctx, meta.Image{
 			Name: r.String(), Target: rec.Target, Config: rec.Config, Platform: rec.Platform,
 			Labels: map[string]string{labelTagged: time.Now().UTC().Format(time.RFC3339Nano)},
 		})
-	})
+	}); err != nil {
+		return err
+	}
+	e.Event(ctx, "image", "tag", rec.Config.String(), map[string]string{"name": r.Familiar()})
+	return nil
 }
 
 // MatchReference reports whether the familiar form of r matches the

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -125,6 +126,9 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, o ImportOptions) (dige
 	err = e.withMeta(ctx, func(db *meta.DB) error {
 		return db.PutImage(ctx, meta.Image{Name: name, Target: mdesc, Config: img.ID()})
 	})
+	if err == nil {
+		e.Event(ctx, "image", "import", img.ID().String(), map[string]string{"name": familiar(cmp.Or(name, img.ID().String()))})
+	}
 	return img.ID(), err
 }
 

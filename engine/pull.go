@@ -100,6 +100,7 @@ func (e *Engine) Pull(ctx context.Context, name string, o PullOptions) (PullResu
 	if err := e.withMeta(ctx, func(db *meta.DB) error { return db.PutImage(ctx, rec) }); err != nil {
 		return PullResult{}, err
 	}
+	e.Event(ctx, "image", "pull", r.Familiar(), map[string]string{"name": r.Familiar()})
 	return PullResult{Ref: r, Image: img, Downloaded: fetchedMeta || fetchedLayers}, nil
 }
 

@@ -101,6 +101,7 @@ func (e *Engine) Push(ctx context.Context, name string, o PushOptions) (PushResu
 	if err := e.pushManifest(ctx, tagged, res.Pushed); err != nil {
 		return PushResult{}, err
 	}
+	e.Event(ctx, "image", "push", r.Familiar(), map[string]string{"name": r.Familiar()})
 	return res, nil
 }
 

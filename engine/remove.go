@@ -43,6 +43,23 @@ func (e *classified) Unwrap() error { return e.class }
 // has at most one tag and all its names are in one repository; otherwise
 // only force does it (untagging every name).
 func (e *Engine) RemoveImage(ctx context.Context, name string, force bool) ([]ImageDeleteItem, error) {
+	items, err := e.removeImage(ctx, name, force)
+	deleted := false
+	for _, it := range items {
+		switch {
+		case it.Untagged != "":
+			e.Event(ctx, "image", "untag", it.Untagged, map[string]string{"name": it.Untagged})
+		case !deleted:
+			// The image's own ID is the first deletion; the layers
+			// after it make no event, as in Docker.
+			deleted = true
+			e.Event(ctx, "image", "delete", it.Deleted.String(), map[string]string{"name": it.Deleted.String()})
+		}
+	}
+	return items, err
+}
+
+func (e *Engine) removeImage(ctx context.Context, name string, force bool) ([]ImageDeleteItem, error) {
 	rec, err := e.FindImage(ctx, name)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
