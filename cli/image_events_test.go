@@ -16,8 +16,8 @@ func TestImageEvents(t *testing.T) {
 	now := time.Now()
 	until := fmt.Sprintf("%d.%09d", now.Unix(), now.Nanosecond())
 	out := h.ok("events", "--since", "1h", "--until", until, "--filter", "type=image", "--format", "{{.Action}} {{.Actor.Attributes.name}}")
-	want := "import busybox:latest\ntag other:1\nuntag other:1\nuntag busybox:latest\ndelete "
-	if !strings.HasPrefix(out, want) {
+	want := "import busybox:latest\ntag other:1\nuntag other:1\nuntag busybox:latest\n"
+	if !strings.HasPrefix(out, want) || !strings.Contains(out, "\ndelete sha256:") {
 		t.Fatalf("image events:\n%s\nwant a prefix of:\n%s", out, want)
 	}
 }
