@@ -33,10 +33,10 @@ var layers = map[string]int{
 	"snapshot/snapshottest": 30,
 	// L3: one subsystem each.
 	"spec": 30, "shim": 30, "image": 30, "registry": 30, "network": 30,
-	"volume": 30, "build": 30, "events": 30,
-	// L2.5: what the shim builds on: the OCI runtime driver and the log
-	// format it writes.
-	"oci": 25, "logs": 25,
+	"volume": 30, "build": 30,
+	// L2.5: what the shim builds on: the OCI runtime driver, the log
+	// format it writes and the event log it appends to.
+	"oci": 25, "logs": 25, "events": 25,
 	// L2.5: the init --init puts at /sbin/docker-init (tini's job).
 	"initproc": 25,
 	// L4: the one orchestrator.

@@ -67,6 +67,11 @@ type Config struct {
 	// the rootfs unmounted and the runtime's container deleted; the shim
 	// waits for it at most 30 s.
 	ExitCommand []string
+	// Events is the event log the shim appends the container's die, oom
+	// and health_status events to ("" for none); EventAttrs are their
+	// Actor's attributes (Docker's image, name and labels).
+	Events     string
+	EventAttrs map[string]string
 }
 
 // RestartPolicy is Docker's --restart.

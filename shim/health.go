@@ -139,6 +139,7 @@ func (s *shim) recordHealth(r *run, res HealthResult, startedAt time.Time, start
 	if s.cur != r || h == nil {
 		return
 	}
+	before := h.Status
 	h.Log = append(h.Log, res)
 	if len(h.Log) > maxHealthLog {
 		h.Log = append([]HealthResult(nil), h.Log[len(h.Log)-maxHealthLog:]...)
@@ -153,4 +154,7 @@ func (s *shim) recordHealth(r *run, res HealthResult, startedAt time.Time, start
 		}
 	}
 	s.saveLocked()
+	if h.Status != before {
+		s.event("health_status: "+h.Status, nil)
+	}
 }

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/events"
 	"github.com/berth-dev/berth/logs"
 	"github.com/berth-dev/berth/mount"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -298,6 +301,10 @@ func (s *shim) exited(ctx context.Context, r *run, ws unix.WaitStatus) (bool, ti
 		s.wake = make(chan struct{})
 	}
 	s.saveLocked()
+	if oom {
+		s.event("oom", nil)
+	}
+	s.event("die", map[string]string{"exitCode": strconv.Itoa(e.Code)})
 	s.clients.exited(e)
 	for w := range s.waiters {
 		w <- e
@@ -426,4 +433,18 @@ func (s *shim) monitor(ctx context.Context) {
 		}
 	}
 	s.finish()
+}
+
+// event appends a container event to the engine's event log; a failure
+// costs the event only.
+func (s *shim) event(action string, extra map[string]string) {
+	if s.cfg.Events == "" {
+		return
+	}
+	attrs := maps.Clone(s.cfg.EventAttrs)
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	maps.Copy(attrs, extra)
+	events.Append(s.cfg.Events, events.New("container", action, s.cfg.ID, attrs))
 }
