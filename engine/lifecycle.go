@@ -286,10 +286,16 @@ func (e *Engine) Wait(ctx context.Context, ref, condition string) (shim.Exit, er
 // containerEvent logs a container event with Docker's attributes: the
 // image, the name and the container's labels.
 func (e *Engine) containerEvent(ctx context.Context, c *Container, action string, extra map[string]string) {
+	e.Event(ctx, "container", action, c.ID, containerAttrs(c, extra))
+}
+
+// containerAttrs are a container event's attributes: its image, name and
+// labels, then extra.
+func containerAttrs(c *Container, extra map[string]string) map[string]string {
 	attrs := map[string]string{"image": c.Config.Image, "name": c.Name}
 	maps.Copy(attrs, c.Config.Labels)
 	maps.Copy(attrs, extra)
-	e.Event(ctx, "container", action, c.ID, attrs)
+	return attrs
 }
 
 // parseSignal reads a signal as Docker does: a number, or a name with or

@@ -116,6 +116,7 @@ func (e *Engine) Start(ctx, attachCtx context.Context, ref string, o StartOption
 			ch <- r
 		}
 		started.Attached = ch
+		e.containerEvent(ctx, c, "attach", nil)
 	}
 	if _, err := client.Start(ctx); err != nil {
 		if reuse && errdefs.IsConflict(err) {
@@ -216,6 +217,8 @@ func (e *Engine) shimConfig(c *Container, rootfs []bmount.Mount) (*shim.Config, 
 		StdinOnce:   c.Config.StdinOnce,
 		Restart:     shim.RestartPolicy{Name: string(hc.RestartPolicy.Name), MaxRetries: hc.RestartPolicy.MaximumRetryCount},
 		StopSignal:  c.Config.StopSignal,
+		Events:      e.EventsPath(),
+		EventAttrs:  containerAttrs(c, nil),
 	}
 	if cfg.Runtime == "runc" || cfg.Runtime == "berth" {
 		cfg.Runtime = "" // names Docker knows: the default runtime
@@ -253,36 +256,39 @@ func (e *Engine) runtimeRootFor(runtime string) string {
 func (e *Engine) specRequest(ctx context.Context, c *Container, rootfs []bmount.Mount) (spec.Request, error) {
 	cfg, hc := c.Config, c.HostConfig
 	req := spec.Request{
-		Rootfs:      filepath.Join(e.bundleDir(c.ID), "rootfs"),
-		CgroupsPath: "/berth/" + c.ID,
-		Entrypoint:  cfg.Entrypoint,
-		Cmd:         cfg.Cmd,
-		Env:         cfg.Env,
-		User:        cfg.User,
-		Users:       layeredUsers(rootfs),
-		GroupAdd:    hc.GroupAdd,
-		WorkingDir:  cfg.WorkingDir,
-		Hostname:    cfg.Hostname,
-		Domainname:  cfg.Domainname,
-		Tty:         cfg.Tty,
-		OpenStdin:   cfg.OpenStdin,
-		ReadOnly:    hc.ReadonlyRootfs,
-		Privileged:  hc.Privileged,
-		CapAdd:      hc.CapAdd,
-		CapDrop:     hc.CapDrop,
-		SecurityOpt: hc.SecurityOpt,
-		Memory:      hc.Memory,
-		MemorySwap:  hc.MemorySwap,
-		CPUs:        float64(hc.NanoCPUs) / 1e9,
-		CPUShares:   hc.CPUShares,
-		CpusetCpus:  hc.CpusetCpus,
-		Sysctls:     hc.Sysctls,
-		ShmSize:     hc.ShmSize,
-		OomScoreAdj: hc.OomScoreAdj,
-		Tmpfs:       hc.Tmpfs,
-		StopSignal:  cfg.StopSignal,
-		Init:        hc.Init != nil && *hc.Init,
-		Labels:      cfg.Labels,
+		Rootfs:            filepath.Join(e.bundleDir(c.ID), "rootfs"),
+		CgroupsPath:       "/berth/" + c.ID,
+		Entrypoint:        cfg.Entrypoint,
+		Cmd:               cfg.Cmd,
+		Env:               cfg.Env,
+		User:              cfg.User,
+		Users:             layeredUsers(rootfs),
+		GroupAdd:          hc.GroupAdd,
+		WorkingDir:        cfg.WorkingDir,
+		Hostname:          cfg.Hostname,
+		Domainname:        cfg.Domainname,
+		Tty:               cfg.Tty,
+		OpenStdin:         cfg.OpenStdin,
+		ReadOnly:          hc.ReadonlyRootfs,
+		Privileged:        hc.Privileged,
+		CapAdd:            hc.CapAdd,
+		CapDrop:           hc.CapDrop,
+		SecurityOpt:       hc.SecurityOpt,
+		Memory:            hc.Memory,
+		MemorySwap:        hc.MemorySwap,
+		CPUs:              float64(hc.NanoCPUs) / 1e9,
+		CPUPeriod:         hc.CPUPeriod,
+		CPUQuota:          hc.CPUQuota,
+		MemoryReservation: hc.MemoryReservation,
+		CPUShares:         hc.CPUShares,
+		CpusetCpus:        hc.CpusetCpus,
+		Sysctls:           hc.Sysctls,
+		ShmSize:           hc.ShmSize,
+		OomScoreAdj:       hc.OomScoreAdj,
+		Tmpfs:             hc.Tmpfs,
+		StopSignal:        cfg.StopSignal,
+		Init:              hc.Init != nil && *hc.Init,
+		Labels:            cfg.Labels,
 	}
 	if len(cfg.Entrypoint) == 1 && cfg.Entrypoint[0] == "" {
 		req.Entrypoint = []string{}
