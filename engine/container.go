@@ -411,7 +411,7 @@ func (e *Engine) randomName() string {
 		if i > 10 {
 			name += fmt.Sprint(i)
 		}
-		if e.nameOwner(name) == "" {
+		if e.nameHolder(name) == "" {
 			return name
 		}
 	}

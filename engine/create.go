@@ -79,7 +79,8 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Container, err
 	if c.HostConfig.LogConfig.Type == "" {
 		c.HostConfig.LogConfig.Type = "json-file"
 	}
-	if name == "" {
+	random := name == ""
+	if random {
 		name = e.randomName()
 	}
 	c.Name = name
@@ -103,10 +104,17 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Container, err
 		os.Remove(e.lockPath(c.ID))
 		return nil, err
 	}
-	if err := e.reserveName(ctx, name, c.ID); err != nil {
-		os.RemoveAll(e.containerDir(c.ID))
-		os.Remove(e.lockPath(c.ID))
-		return nil, err
+	for try := 1; ; try++ {
+		err := e.reserveName(ctx, c.Name, c.ID)
+		if err == nil {
+			break
+		}
+		if !random || !errdefs.IsConflict(err) || try == 10 {
+			os.RemoveAll(e.containerDir(c.ID))
+			os.Remove(e.lockPath(c.ID))
+			return nil, err
+		}
+		c.Name = e.randomName() // a concurrent create took it: draw again
 	}
 	fail := func(err error) (*Container, error) {
 		e.removeParts(context.WithoutCancel(ctx), c)
