@@ -100,6 +100,8 @@ $1 ~ /^BenchmarkContainers\// && $4 == "ns/op" {
 	if (!(name in n)) order[++nn] = name
 	v[name, ++n[name]] = $3 + 0
 	byround[name, rounds] = $3 + 0
+	c = metric("cpu-ns/op")
+	if (c >= 0) { byround["cpu:" name, rounds] = c; collect(name, "cpu-ns/op") }
 	collect(name, "rm-ns/op"); collect(name, "rss-kB"); collect(name, "anon-kB")
 	collect(name, "pss-kB"); collect(name, "daemon-rss-kB")
 }
@@ -112,22 +114,25 @@ END {
 		med[r] = median(a, n[r])
 		lo[r] = a[1]; hi[r] = a[n[r]]
 	}
-	printf "%-18s %7s %10s %10s %10s %9s %9s %8s\n", "measure/engine", "samples", "median ms", "min ms", "max ms", "vs podman", "vs docker", "rm ms"
+	printf "%-18s %7s %10s %10s %10s %9s %9s %8s %8s\n", "measure/engine", "samples", "median ms", "min ms", "max ms", "vs podman", "vs docker", "cpu ms", "rm ms"
 	for (i = 1; i <= nn; i++) {
 		r = order[i]
 		split(r, p, "/")
 		rmm = mmed(r, "rm-ns/op")
-		printf "%-18s %7d %10.1f %10.1f %10.1f %9s %9s %8s\n", r, n[r], med[r] / 1e6, lo[r] / 1e6, hi[r] / 1e6,
-			ratio(r, p[1] "/podman"), ratio(r, p[1] "/docker"), (rmm >= 0 ? sprintf("%.0f", rmm / 1e6) : "-")
+		cm = mmed(r, "cpu-ns/op")
+		printf "%-18s %7d %10.1f %10.1f %10.1f %9s %9s %8s %8s\n", r, n[r], med[r] / 1e6, lo[r] / 1e6, hi[r] / 1e6,
+			ratio(r, p[1] "/podman"), ratio(r, p[1] "/docker"), (cm >= 0 ? sprintf("%.1f", cm / 1e6) : "-"), (rmm >= 0 ? sprintf("%.0f", rmm / 1e6) : "-")
 	}
+	print "(cpu: user + system time of all the engine'"'"'s processes but the containers'"'"' own, daemons included, per sample: see README.md)"
 	print "(detached: one sample is " detached " containers started in a row; per container: the median divided by " detached ")"
 	print "median of per-round ratios (goal: berth <= 0.12x the faster peer):"
 	split("run run-none detached", ms, " ")
 	for (i = 1; i <= 3; i++) {
 		m = ms[i]
 		if (!((m "/berth") in n)) continue
-		printf "  %-9s berth/podman %s  berth/docker %s  berth/faster %s\n", m, paired(m "/berth", m "/podman"),
-			paired(m "/berth", m "/docker"), pairedmin(m "/berth", m "/podman", m "/docker")
+		printf "  %-9s berth/podman %s  berth/docker %s  berth/faster %s;  cpu: berth/podman %s  berth/docker %s\n", m, paired(m "/berth", m "/podman"),
+			paired(m "/berth", m "/docker"), pairedmin(m "/berth", m "/podman", m "/docker"),
+			paired("cpu:" m "/berth", "cpu:" m "/podman"), paired("cpu:" m "/berth", "cpu:" m "/docker")
 	}
 	if (("run/berth" in n) && ("run-none/podman" in n))
 		printf "  berth run (isolated netns) vs peers run --network none: berth/podman %s  berth/docker %s  berth/faster %s\n",

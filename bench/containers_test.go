@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -43,6 +42,9 @@ type engineUnderTest struct {
 	// daemons are long-running processes every container needs (docker's
 	// dockerd; containerd is found as its child), for the RSS report.
 	daemons []int
+	// cpu counts the CPU time of the engine's processes (nil: not
+	// counted); the benchmark enters it before running the engine.
+	cpu *cpuGroup
 }
 
 func (e *engineUnderTest) command(args ...string) *exec.Cmd {
@@ -147,7 +149,13 @@ func BenchmarkContainers(b *testing.B) {
 	}
 	b.Log(nsNote, "; private network namespace")
 	tarball := busyboxTar(b)
-	engines := []*engineUnderTest{berthEngine(b, tarball), podmanEngine(b, tarball), dockerEngine(b, tarball)}
+	// Each engine is set up (dockerd started) from within its cgroup.
+	groups := cpuGroups(b, "berth", "podman", "docker")
+	engines := []*engineUnderTest{
+		berthEngine(b, tarball, groups["berth"]),
+		podmanEngine(b, tarball, groups["podman"]),
+		dockerEngine(b, tarball, groups["docker"]),
+	}
 	k, _ := strconv.Atoi(os.Getenv(rotateEnv))
 	k = ((k % len(engines)) + len(engines)) % len(engines)
 	engines = append(engines[k:], engines[:k]...)
@@ -174,6 +182,9 @@ func benchRunRm(b *testing.B, e *engineUnderTest, flags []string) {
 	if e.skip != "" {
 		b.Skip(e.skip)
 	}
+	if err := e.cpu.enter(); err != nil {
+		b.Fatal(err)
+	}
 	args := func(cmd ...string) []string {
 		return slices.Concat([]string{"run", "--rm"}, flags, []string{benchImage}, cmd)
 	}
@@ -185,12 +196,18 @@ func benchRunRm(b *testing.B, e *engineUnderTest, flags []string) {
 	if _, err := e.run(0, args("true")...); err != nil {
 		b.Fatal(err)
 	}
+	cpu := cpuMeter{g: e.cpu}
+	cpu.begin(b)
+	iters := 0
 	for b.Loop() {
 		if _, err := e.run(0, args("true")...); err != nil {
 			b.Fatal(err)
 		}
+		iters++
 	}
 	b.StopTimer()
+	cpu.stop(b)
+	cpu.report(b, iters)
 	// --rm is part of what was timed: the command must not return before
 	// the container is gone.
 	if ids, err := e.containers(); err != nil || len(ids) > 0 {
@@ -205,15 +222,21 @@ func benchDetached(b *testing.B, e *engineUnderTest, n int) {
 		b.Skip(e.skip)
 	}
 	b.Cleanup(e.removeAll)
+	if err := e.cpu.enter(); err != nil {
+		b.Fatal(err)
+	}
 	if _, err := e.run(0, "run", "--rm", benchImage, "true"); err != nil {
 		b.Fatal(err)
 	}
+	// CPU time of the starts only: the untimed part is not counted.
+	cpu := cpuMeter{g: e.cpu}
 	var rm time.Duration
 	var rss []memory
 	var daemons int
 	iters := 0
 	for b.Loop() {
 		ids := make([]string, 0, n)
+		cpu.begin(b)
 		for range n {
 			out, err := e.run(0, "run", "-d", benchImage, "sleep", "600")
 			if err != nil {
@@ -226,6 +249,7 @@ func benchDetached(b *testing.B, e *engineUnderTest, n int) {
 			ids = append(ids, f[len(f)-1])
 		}
 		b.StopTimer()
+		cpu.stop(b)
 		// Let the last monitors settle from their start.
 		time.Sleep(time.Second)
 		m, err := monitors(e, ids)
@@ -249,6 +273,7 @@ func benchDetached(b *testing.B, e *engineUnderTest, n int) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(rm.Nanoseconds())/float64(iters), "rm-ns/op")
+	cpu.report(b, iters)
 	med := func(f func(memory) int) float64 {
 		v := make([]int, len(rss))
 		for i, m := range rss {
@@ -264,115 +289,6 @@ func benchDetached(b *testing.B, e *engineUnderTest, n int) {
 		b.ReportMetric(float64(daemons), "daemon-rss-kB")
 	}
 	b.Logf("%s: monitor %s", e.name, rss[0].cmd)
-}
-
-// memory is what a monitor process uses, in kB.
-type memory struct {
-	rss, anon, pss int
-	cmd            string
-}
-
-// monitors finds the monitor of each running container (the parent of its
-// init) and reads its memory from /proc.
-func monitors(e *engineUnderTest, ids []string) ([]memory, error) {
-	out, err := e.run(0, append([]string{"inspect", "-f", "{{.State.Pid}}"}, ids...)...)
-	if err != nil {
-		return nil, err
-	}
-	pids := strings.Fields(out)
-	if len(pids) != len(ids) {
-		return nil, fmt.Errorf("%s inspect: %d pids for %d containers", e.name, len(pids), len(ids))
-	}
-	var ms []memory
-	for i, s := range pids {
-		pid, _ := strconv.Atoi(s)
-		if pid <= 0 {
-			return nil, fmt.Errorf("%s: container %s is not running (pid %q)", e.name, ids[i], s)
-		}
-		st, err := procStatus(pid)
-		if err != nil {
-			return nil, err
-		}
-		ppid, _ := strconv.Atoi(st["PPid"])
-		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ppid))
-		if err != nil {
-			return nil, fmt.Errorf("%s: monitor of %s: %w", e.name, ids[i], err)
-		}
-		cmd := strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
-		if !strings.Contains(cmd, e.monitor) {
-			return nil, fmt.Errorf("%s: the parent of container %s's init is %q, not its monitor %q", e.name, ids[i], cmd, e.monitor)
-		}
-		m, err := procMemory(ppid)
-		if err != nil {
-			return nil, err
-		}
-		if len(cmd) > 60 {
-			cmd = cmd[:60] + "..."
-		}
-		m.cmd = cmd
-		ms = append(ms, m)
-	}
-	return ms, nil
-}
-
-// procStatus reads /proc/<pid>/status as a map of its fields.
-func procStatus(pid int) (map[string]string, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return nil, err
-	}
-	st := map[string]string{}
-	for _, l := range strings.Split(string(data), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			st[k] = strings.TrimSpace(v)
-		}
-	}
-	return st, nil
-}
-
-// kB parses a "1234 kB" field.
-func kB(s string) int {
-	v, _ := strconv.Atoi(strings.TrimSuffix(s, " kB"))
-	return v
-}
-
-// procMemory reads VmRSS and RssAnon from status and Pss from smaps_rollup.
-func procMemory(pid int) (memory, error) {
-	st, err := procStatus(pid)
-	if err != nil {
-		return memory{}, err
-	}
-	m := memory{rss: kB(st["VmRSS"]), anon: kB(st["RssAnon"])}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return memory{}, err
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "Pss:"); ok {
-			m.pss = kB(strings.TrimSpace(v))
-		}
-	}
-	return m, s.Err()
-}
-
-// treeRSS is the VmRSS of pid and of its children (dockerd and the
-// containerd it started), in kB.
-func treeRSS(pid int) int {
-	st, err := procStatus(pid)
-	if err != nil {
-		return 0
-	}
-	total := kB(st["VmRSS"])
-	kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	for _, c := range strings.Fields(string(kids)) {
-		cpid, _ := strconv.Atoi(c)
-		if st, err := procStatus(cpid); err == nil && st["Name"] != "containerd-shim" {
-			total += kB(st["VmRSS"])
-		}
-	}
-	return total
 }
 
 // busyboxTar writes the busybox root of internal/testenv (busybox-static,
@@ -414,8 +330,11 @@ func importImage(e *engineUnderTest, tarball string) {
 	}
 }
 
-func berthEngine(b *testing.B, tarball string) *engineUnderTest {
-	e := &engineUnderTest{name: "berth", monitor: "shim --monitor"}
+func berthEngine(b *testing.B, tarball string, g *cpuGroup) *engineUnderTest {
+	e := &engineUnderTest{name: "berth", monitor: "shim --monitor", cpu: g}
+	if err := g.enter(); err != nil {
+		b.Fatal(err)
+	}
 	for _, rt := range runtimes {
 		if rt.name == "berth" {
 			e.skip = rt.skip
@@ -434,8 +353,11 @@ func berthEngine(b *testing.B, tarball string) *engineUnderTest {
 	return e
 }
 
-func podmanEngine(b *testing.B, tarball string) *engineUnderTest {
-	e := &engineUnderTest{name: "podman", bin: "podman", monitor: "conmon", rmArgs: []string{"-t", "0"}}
+func podmanEngine(b *testing.B, tarball string, g *cpuGroup) *engineUnderTest {
+	e := &engineUnderTest{name: "podman", bin: "podman", monitor: "conmon", rmArgs: []string{"-t", "0"}, cpu: g}
+	if err := g.enter(); err != nil {
+		b.Fatal(err)
+	}
 	if _, err := exec.LookPath("podman"); err != nil {
 		e.skip = "podman is not installed"
 		return e
@@ -471,8 +393,12 @@ func dockerCLI() string {
 // dockerEngine starts a dockerd of its own (private data and exec roots,
 // socket and pidfile; its default bridge docker0 is made in the
 // benchmark's network namespace) and stops it at the end.
-func dockerEngine(b *testing.B, tarball string) *engineUnderTest {
-	e := &engineUnderTest{name: "docker", bin: dockerCLI(), monitor: "containerd-shim-runc-v2"}
+func dockerEngine(b *testing.B, tarball string, g *cpuGroup) *engineUnderTest {
+	e := &engineUnderTest{name: "docker", bin: dockerCLI(), monitor: "containerd-shim-runc-v2", cpu: g}
+	// dockerd, containerd and the shims count in docker's group.
+	if err := g.enter(); err != nil {
+		b.Fatal(err)
+	}
 	dockerd, err := exec.LookPath("dockerd")
 	if err != nil || e.bin == "" {
 		e.skip = "docker.io is not installed (dockerd and docker)"
