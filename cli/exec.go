@@ -43,6 +43,7 @@ func execCmd(g *globals) *cobra.Command {
 					return statusError{125, err}
 				}
 				o.Console, wait = console, done
+				o.ConsoleSize = terminalSize(os.Stdout)
 				if stdin == os.Stdin {
 					defer rawTerminal(os.Stdin)()
 				}
@@ -118,7 +119,9 @@ func stdioFiles(in io.Reader, out, errw io.Writer) ([3]*os.File, func(), error) 
 	var files [3]*os.File
 	var wg sync.WaitGroup
 	if in != nil {
-		if f, ok := in.(*os.File); ok {
+		// A terminal is never handed to the container: a process
+		// holding it could push input into berth's terminal (TIOCSTI).
+		if f, ok := in.(*os.File); ok && !isTerminal(f) {
 			files[0] = f
 		} else {
 			r, w, err := os.Pipe()
@@ -133,7 +136,7 @@ func stdioFiles(in io.Reader, out, errw io.Writer) ([3]*os.File, func(), error) 
 		if wr == nil {
 			continue
 		}
-		if f, ok := wr.(*os.File); ok {
+		if f, ok := wr.(*os.File); ok && !isTerminal(f) {
 			files[i+1] = f
 			continue
 		}
@@ -196,4 +199,14 @@ func recvFD(sock *os.File) (*os.File, error) {
 		return nil, errors.New("no terminal received")
 	}
 	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
+}
+
+// terminalSize is f's window size as [height, width], or zeros when f is
+// not a terminal.
+func terminalSize(f *os.File) [2]uint {
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return [2]uint{}
+	}
+	return [2]uint{uint(ws.Row), uint(ws.Col)}
 }

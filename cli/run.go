@@ -37,6 +37,9 @@ func runCmd(g *globals) *cobra.Command {
 			} else if cs.Config.OpenStdin && cs.Config.AttachStdin {
 				cs.Config.StdinOnce = true
 			}
+			if cs.Config.Tty && !detach {
+				cs.HostConfig.ConsoleSize = terminalSize(os.Stdout)
+			}
 			keys, err := parseDetachKeys(detachKeys)
 			if err != nil {
 				return statusError{125, err}

@@ -29,6 +29,9 @@ type ExecOptions struct {
 	// Console, with Tty, is a connected unix socket that receives the
 	// terminal's master.
 	Console *os.File
+	// ConsoleSize is the terminal's initial [height, width] (zeros: the
+	// kernel's default).
+	ConsoleSize [2]uint
 }
 
 // Exec starts a process in a running container, with the container's
@@ -65,6 +68,10 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 	p := *base.Process
 	p.Args = o.Cmd
 	p.Terminal = o.Tty
+	p.ConsoleSize = nil
+	if o.Tty && o.ConsoleSize[0] > 0 && o.ConsoleSize[1] > 0 {
+		p.ConsoleSize = &specs.Box{Height: o.ConsoleSize[0], Width: o.ConsoleSize[1]}
+	}
 	p.Env = spec.MergeEnv(p.Env, o.Env)
 	if o.Tty && !slices.ContainsFunc(p.Env, func(v string) bool { return strings.HasPrefix(v, "TERM=") }) {
 		p.Env = append(p.Env, "TERM=xterm")

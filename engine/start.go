@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/oci"
 	"github.com/berth-dev/berth/shim"
 	"github.com/berth-dev/berth/spec"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // StartOptions are the options of Start.
@@ -185,6 +186,9 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container) error {
 	s, err := spec.Generate(img.ConfigFile.Config, req)
 	if err != nil {
 		return err
+	}
+	if cs := c.HostConfig.ConsoleSize; s.Process.Terminal && cs[0] > 0 && cs[1] > 0 {
+		s.Process.ConsoleSize = &specs.Box{Height: cs[0], Width: cs[1]}
 	}
 	if req.Init {
 		if err := e.applyInit(s); err != nil { // init.go
