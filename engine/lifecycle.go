@@ -226,6 +226,7 @@ func (e *Engine) settleDeadShim(c *Container, st shim.State) (shim.State, error)
 	if err != nil {
 		return now, err
 	}
+	e.containerEvent(ctx, c, "die", map[string]string{"exitCode": strconv.Itoa(code)})
 	if c.HostConfig.AutoRemove {
 		if err := e.RemoveContainer(ctx, c.ID, RemoveOptions{Force: true, Volumes: true}); err == nil {
 			return now, errorf(errdefs.ErrNotFound, "No such container: %s", c.ID)
