@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -240,6 +241,12 @@ func TestStateShimKilled(t *testing.T) {
 			t.Fatal("wait under way did not return")
 		}
 		h.checkState(id, exited(137))
+		now := time.Now()
+		dies := h.ok("events", "--since", "1h", "--until", strconv.FormatInt(now.Unix(), 10)+"."+fmt.Sprintf("%09d", now.Nanosecond()),
+			"--filter", "container="+id, "--filter", "event=die", "--format", "{{.Actor.Attributes.exitCode}}")
+		if dies != "137\n" {
+			t.Errorf("paused=%v: die events of the settled container: %q", paused, dies)
+		}
 		// Nothing of it runs or stays mounted any more.
 		h.checkClean(id, map[string]bool{id: true}, base, marker)
 		for _, p := range procs() {
