@@ -83,8 +83,9 @@ func (e *Engine) Boot(ctx context.Context, report func(BootResult)) error {
 
 // bootSettle records, under the container's lock, the end of a container
 // whose shim died while it ran, and decides what Boot does with it. It
-// reads the state as the shim left it: Engine.state already shows such a
-// container exited, which would hide that it was running.
+// reads the state as the shim left it: Engine.state settles such a
+// container as exited on sight (settleDeadShim), which would hide that it
+// was running.
 func (e *Engine) bootSettle(ctx context.Context, c *Container) (bootAction, error) {
 	l, err := e.lock(ctx, c.ID)
 	if err != nil {
