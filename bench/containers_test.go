@@ -128,6 +128,10 @@ func privateNetwork() bool {
 //     anon-kB and pss-kB, docker's daemons' total VmRSS as daemon-rss-kB,
 //     and the time of one `rm -f` of all 50 as rm-ns/op.
 //
+// Every sample also reports cpu-ns/op: the CPU time of the engine's
+// processes (CLI, monitors, helpers, docker's daemons) outside the
+// containers' own cgroups, counted in a cgroup per engine (cpuGroups).
+//
 // It runs only in a network namespace of its own: bench/containers.sh
 // makes one and runs the rounds.
 func BenchmarkContainers(b *testing.B) {
