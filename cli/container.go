@@ -73,6 +73,9 @@ func startCmd(g *globals) *cobra.Command {
 			code, err := attachAndStart(cmd.Context(), e, info.Container, attachFlags{
 				stdin: interactive, stdout: true, stderr: true, sigProxy: !info.Config.Tty, keys: keys, start: true,
 			}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if errors.Is(err, errDetached) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -207,6 +210,9 @@ func attachCmd(g *globals) *cobra.Command {
 			code, err := attachAndStart(cmd.Context(), e, info.Container, attachFlags{
 				stdin: !noStdin, stdout: true, stderr: true, sigProxy: sigProxy && !info.Config.Tty, keys: keys,
 			}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if errors.Is(err, errDetached) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -66,15 +67,16 @@ func runCmd(g *globals) *cobra.Command {
 			}
 			code, err := attachAndStart(ctx, e, c, attachFlags{
 				stdin: cs.Config.AttachStdin, stdout: cs.Config.AttachStdout, stderr: cs.Config.AttachStderr,
-				sigProxy: sigProxy && !cs.Config.Tty, keys: keys, start: true,
+				sigProxy: sigProxy && !cs.Config.Tty, keys: keys, start: true, removeAfter: cs.HostConfig.AutoRemove,
 			}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if errors.Is(err, errDetached) {
+				return nil // the container runs on; --rm is its shim's to do
+			}
 			if cs.HostConfig.AutoRemove {
-				if err != nil {
-					// The process never started: no shim runs to remove it.
-					e.RemoveContainer(context.WithoutCancel(ctx), c.ID, engine.RemoveOptions{Force: true, Volumes: true})
-				} else {
-					e.Wait(context.WithoutCancel(ctx), c.ID, "removed")
-				}
+				// Whether the process ran or never started, this command
+				// removes the container now rather than leave it to the
+				// shim's exit command.
+				e.RemoveWhenDone(context.WithoutCancel(ctx), c.ID)
 			}
 			if err != nil {
 				return err
@@ -185,11 +187,12 @@ type attachFlags struct {
 	sigProxy              bool
 	keys                  []byte
 	start                 bool // start the container once attached (run, start -a)
+	removeAfter           bool // run --rm: this command removes the container after its exit
 }
 
 // attachAndStart attaches the terminal's streams to c (starting it when
-// f.start) and returns the process's exit status once it ends, or 0 on
-// a detach.
+// f.start) and returns the process's exit status once it ends, or
+// errDetached when the user detached (the detach keys).
 func attachAndStart(ctx context.Context, e *engine.Engine, c *engine.Container, f attachFlags, stdout, stderr io.Writer) (int, error) {
 	attachCtx, detach := context.WithCancel(ctx)
 	defer detach()
@@ -219,7 +222,7 @@ func attachAndStart(ctx context.Context, e *engine.Engine, c *engine.Container, 
 	}
 	var res <-chan engine.AttachResult
 	if f.start {
-		started, err := e.Start(ctx, attachCtx, c.ID, engine.StartOptions{Attach: o})
+		started, err := e.Start(ctx, attachCtx, c.ID, engine.StartOptions{Attach: o, RemoveAfter: f.removeAfter})
 		if err != nil {
 			return 0, statusError{engine.ExitCodeOf(err), err}
 		}
@@ -243,7 +246,7 @@ func attachAndStart(ctx context.Context, e *engine.Engine, c *engine.Container, 
 	r := <-res
 	if r.Err != nil {
 		if attachCtx.Err() != nil && ctx.Err() == nil {
-			return 0, nil // detached
+			return 0, errDetached
 		}
 		return 0, statusError{125, r.Err}
 	}
@@ -331,3 +334,6 @@ func (d *detachReader) Read(p []byte) (int, error) {
 	}
 	return len(out), err
 }
+
+// errDetached ends an attach that the user detached from.
+var errDetached = errors.New("detached")

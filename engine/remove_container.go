@@ -170,3 +170,28 @@ func (e *Engine) volumeUsers(ctx context.Context, name string) ([]string, error)
 	}
 	return users, nil
 }
+
+// RemoveWhenDone removes an --rm container as soon as its shim has
+// finished with it (unmounted, deleted from the runtime): what the
+// command of a foreground `run --rm` does itself, sooner than the shim's
+// exit command would. A container already gone is no error.
+func (e *Engine) RemoveWhenDone(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		st, err := shim.ReadState(e.containerDir(id))
+		if err != nil || !st.ShimAlive() || st.Status != shim.StatusExited {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	err := e.RemoveContainer(ctx, id, RemoveOptions{Force: true, Volumes: true})
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	return err
+}

@@ -24,6 +24,10 @@ type StartOptions struct {
 	// Attach, when set, connects these streams before the process starts,
 	// so that no output is missed (`run` without -d, `start -a`).
 	Attach *shim.AttachOptions
+	// RemoveAfter says the caller removes an --rm container itself
+	// (RemoveWhenDone) once it has exited; the shim's exit command then
+	// does nothing unless the caller is gone by then.
+	RemoveAfter bool
 }
 
 // Started is a container Start has started.
@@ -84,6 +88,11 @@ func (e *Engine) Start(ctx, attachCtx context.Context, ref string, o StartOption
 		// The shim holds the container's lock until its launch is over,
 		// so that a start killed meanwhile leaves the next one a shim
 		// that either runs (and holds the process) or is gone.
+		if o.RemoveAfter && c.HostConfig.AutoRemove {
+			if err := shim.ClaimExit(e.bundleDir(c.ID)); err != nil {
+				e.log.WarnContext(ctx, "claim the exit", "err", err)
+			}
+		}
 		if err := shim.Launch(ctx, e.exe, e.bundleDir(c.ID), l.f); err != nil {
 			e.recordStartError(c, st, err)
 			e.cleanupStale(ctx, c)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -70,20 +71,21 @@ func Launch(ctx context.Context, exe, bundle string, hold ...*os.File) error {
 		}
 		defer held.Close()
 	}
-	cmd := exec.Command(exe, "shim", bundle)
+	// The monitor starts directly, in a session of its own: one Go
+	// process start less than going through `berth shim`. It is our
+	// child until we exit (a goroutine reaps it if it ends first), then
+	// init's or a subreaper's.
+	cmd := exec.Command(exe, "shim", monitorArg, bundle)
+	cmd.Args[0] = "berth"
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{w, held}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	// The first process starts the monitor and exits at once, so the
-	// monitor is nobody's child but init's (or a subreaper's).
-	err = cmd.Run()
+	err = cmd.Start()
 	w.Close()
 	if err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			return fmt.Errorf("launch shim: %w", err)
-		}
+		return fmt.Errorf("launch shim: %w", err)
 	}
+	go cmd.Wait()
 	type result struct {
 		data []byte
 		err  error
@@ -185,12 +187,18 @@ func sendReport(f *os.File, pid int, err error) error {
 	return werr
 }
 
-// tune keeps the monitor small: one P, a collector that runs often on a
-// small heap, and a soft memory limit.
+// tune keeps the monitor small: one P. The collector keeps Go's default
+// pace: a memory limit below the runtime's own needs made it collect
+// without end while the container started (114 cycles in one run, most
+// of the monitor's CPU). freeStartup hands the start-up garbage back once
+// the container runs.
 func tune() {
 	goruntime.GOMAXPROCS(1)
-	debug.SetGCPercent(25)
-	debug.SetMemoryLimit(4 << 20)
+}
+
+// freeStartup returns the memory the launch used to the kernel, once.
+func freeStartup() {
+	time.AfterFunc(2*time.Second, debug.FreeOSMemory)
 }
 
 func monitorMain(ctx context.Context, bundle string) int {
@@ -255,6 +263,7 @@ func monitorMain(ctx context.Context, bundle string) int {
 		hold.Close()
 	}
 	go sv.serve()
+	freeStartup()
 	log.Info("container created", "id", cfg.ID, "pid", s.st.Pid)
 	s.monitor(ctx)
 
@@ -294,6 +303,9 @@ const exitCommandTimeout = 30 * time.Second
 func (s *shim) runExitCommand() {
 	if len(s.cfg.ExitCommand) == 0 {
 		return
+	}
+	if _, err := os.Stat(s.cfg.StateDir); errors.Is(err, fs.ErrNotExist) || exitClaimed(s.cfg.Bundle) {
+		return // the engine removed the container already, or will (run --rm's own command)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), exitCommandTimeout)
 	defer cancel()

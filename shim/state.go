@@ -149,3 +149,35 @@ func procStart(pid int) (uint64, error) {
 	}
 	return strconv.ParseUint(f[19], 10, 64)
 }
+
+// claimFile, in the bundle, names a process that will remove the
+// container itself once it has exited (the command of a foreground
+// `run --rm`): while that process lives, the shim leaves its exit command
+// undone.
+const claimFile = "exit-claim"
+
+// ClaimExit records that the calling process will do the exit command's
+// work for the container of bundle.
+func ClaimExit(bundle string) error {
+	pid := os.Getpid()
+	start, err := procStart(pid)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(bundle, claimFile), []byte(fmt.Sprintf("%d %d\n", pid, start)), 0o600)
+}
+
+// exitClaimed reports whether a live process has claimed the exit.
+func exitClaimed(bundle string) bool {
+	data, err := os.ReadFile(filepath.Join(bundle, claimFile))
+	if err != nil {
+		return false
+	}
+	var pid int
+	var start uint64
+	if _, err := fmt.Sscanf(string(data), "%d %d", &pid, &start); err != nil {
+		return false
+	}
+	got, err := procStart(pid)
+	return err == nil && got == start
+}
