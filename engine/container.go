@@ -98,7 +98,14 @@ func checkName(name string) (string, error) {
 }
 
 // writeJSON writes v to path atomically: a temporary file, fsync, rename.
-func writeJSON(path string, v any) error {
+func writeJSON(path string, v any) error { return writeJSONFile(path, v, true) }
+
+// writeRunJSON writes v to path atomically but without fsync: for files
+// under the run root (the bundle), which a crash of the machine takes
+// with it anyway and which a start writes afresh.
+func writeRunJSON(path string, v any) error { return writeJSONFile(path, v, false) }
+
+func writeJSONFile(path string, v any, durable bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -112,9 +119,11 @@ func writeJSON(path string, v any) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err

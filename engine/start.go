@@ -204,14 +204,14 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container) error {
 			return err
 		}
 	}
-	if err := writeJSON(filepath.Join(bundle, "config.json"), s); err != nil {
+	if err := writeRunJSON(filepath.Join(bundle, "config.json"), s); err != nil {
 		return err
 	}
 	cfg, err := e.shimConfig(c, rootfs)
 	if err != nil {
 		return err
 	}
-	return writeJSON(filepath.Join(bundle, "shim.json"), cfg)
+	return writeRunJSON(filepath.Join(bundle, "shim.json"), cfg)
 }
 
 // shimConfig says how the shim watches the container.

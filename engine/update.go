@@ -261,7 +261,7 @@ func (e *Engine) updateLive(ctx context.Context, c *Container, apply bool) error
 			return err
 		}
 	}
-	if err := writeJSON(filepath.Join(bundle, "config.json"), &s); err != nil {
+	if err := writeRunJSON(filepath.Join(bundle, "config.json"), &s); err != nil {
 		return err
 	}
 	var cfg shim.Config
@@ -270,7 +270,7 @@ func (e *Engine) updateLive(ctx context.Context, c *Container, apply bool) error
 	}
 	p := c.HostConfig.RestartPolicy
 	cfg.Restart = shim.RestartPolicy{Name: string(p.Name), MaxRetries: p.MaximumRetryCount}
-	return writeJSON(filepath.Join(bundle, "shim.json"), &cfg)
+	return writeRunJSON(filepath.Join(bundle, "shim.json"), &cfg)
 }
 
 func readJSON(path string, v any) error {
