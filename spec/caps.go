@@ -19,7 +19,9 @@ func DefaultCapabilities() []string {
 }
 
 // capNames lists capabilities by OCI name: every one berth knows, or only
-// those the running kernel has.
+// those the running kernel has and berth's own bounding set holds (as
+// podman's --privileged does): a capability outside it cannot be given to
+// a container, and asking for it fails the start with EPERM.
 func capNames(supported bool) []string {
 	list := capability.ListKnown()
 	if supported {
@@ -29,6 +31,11 @@ func capNames(supported bool) []string {
 	}
 	var out []string
 	for _, c := range list {
+		if supported {
+			if in, err := capability.GetBound(c); err == nil && !in {
+				continue
+			}
+		}
 		out = append(out, "CAP_"+strings.ToUpper(c.String()))
 	}
 	return out
