@@ -450,6 +450,9 @@ func resources(r *specs.LinuxResources, req Request) error {
 		if !validCpuset(req.CpusetCpus) {
 			return invalid("Invalid value %s for cpuset cpus", req.CpusetCpus)
 		}
+		if err := cpusetAvailable(req.CpusetCpus); err != nil {
+			return err
+		}
 		r.CPU.Cpus = req.CpusetCpus
 	}
 	if req.PidsLimit > 0 {
