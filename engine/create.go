@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
+	bmount "github.com/berth-dev/berth/mount"
 	"github.com/berth-dev/berth/shim"
+	"github.com/berth-dev/berth/spec"
 	"github.com/moby/moby/api/types/container"
 )
 
@@ -79,6 +82,14 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Container, err
 	if c.HostConfig.LogConfig.Type == "" {
 		c.HostConfig.LogConfig.Type = "json-file"
 	}
+	// Refuse now what the spec would refuse at start (limits, caps,
+	// devices, the working directory), as Docker's daemon does: a
+	// container that could never start is not made.
+	if req, err := e.specRequest(ctx, c, nil); err != nil {
+		return nil, err
+	} else if err := spec.Check(req); err != nil {
+		return nil, err
+	}
 	random := name == ""
 	if random {
 		name = e.randomName()
@@ -131,6 +142,9 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Container, err
 		return fail(fmt.Errorf("prepare rootfs: %w", err))
 	}
 	if err := e.setupMounts(ctx, c, img); err != nil {
+		return fail(err)
+	}
+	if err := e.makeWorkingDir(ctx, c, img); err != nil {
 		return fail(err)
 	}
 	if err := e.writeEtcFiles(c); err != nil {
@@ -251,4 +265,42 @@ func resolvConf(hostNet bool) string {
 		out = append(out, line)
 	}
 	return strings.Join(out, "\n")
+}
+
+// makeWorkingDir creates the working directory in the container's rootfs
+// when no layer has it, as Docker's daemon does at create (owned by root,
+// 0755). A path it cannot make there (through a link out of the rootfs,
+// say) is left for the runtime to report when the container starts.
+func (e *Engine) makeWorkingDir(ctx context.Context, c *Container, img image.Image) error {
+	dir := c.Config.WorkingDir
+	if dir == "" {
+		dir = img.ConfigFile.Config.WorkingDir
+	}
+	rel := strings.TrimPrefix(path.Clean(dir), "/")
+	if !path.IsAbs(dir) || rel == "" {
+		return nil
+	}
+	mnts, err := e.snapshots.Mounts(ctx, c.Snapshot)
+	if err != nil {
+		return fmt.Errorf("rootfs of container %s: %w", c.Name, err)
+	}
+	if ls, ok := layeredUsers(mnts).(layers); ok {
+		for _, d := range ls {
+			if fi, err := os.Lstat(filepath.Join(d, rel)); err == nil {
+				if fi.Mode()&os.ModeCharDevice != 0 {
+					break // a whiteout: deleted in a layer above
+				}
+				return nil // a layer has it
+			}
+		}
+	}
+	return bmount.WithTempMount(ctx, mnts, func(root string) error {
+		r, err := os.OpenRoot(root)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		r.MkdirAll(rel, 0o755)
+		return nil
+	})
 }
