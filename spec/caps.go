@@ -1,11 +1,9 @@
 package spec
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/berth-dev/berth/errdefs"
 	"github.com/moby/sys/capability"
 )
 
@@ -56,7 +54,7 @@ func normalizeCaps(in []string) ([]string, error) {
 			c = "CAP_" + c
 		}
 		if !slices.Contains(known, c) {
-			return nil, fmt.Errorf("unknown capability: %q: %w", c, errdefs.ErrInvalidArgument)
+			return nil, invalid("unknown capability: %q", c)
 		}
 		out = append(out, c)
 	}

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/berth-dev/berth/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -37,7 +36,7 @@ func devices(l *specs.Linux, req Request) error {
 		}
 		found, err := deviceNodes(d.Host, dst)
 		if err != nil {
-			return fmt.Errorf("error gathering device information while adding custom device %q: %s: %w", d.Host, unwrapPath(err), errdefs.ErrInvalidArgument)
+			return invalid("error gathering device information while adding custom device %q: %s", d.Host, unwrapPath(err))
 		}
 		for _, dev := range found {
 			if !req.Privileged {

@@ -144,8 +144,18 @@ func Generate(img ocispec.ImageConfig, req Request) (*specs.Spec, error) {
 
 // invalid is an invalid-argument error with Docker's message.
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
+	return &classed{msg: fmt.Sprintf(format, args...), class: errdefs.ErrInvalidArgument}
 }
+
+// classed is an error worded exactly as Docker words it (no class name
+// appended), of an errdefs class for errors.Is.
+type classed struct {
+	msg   string
+	class error
+}
+
+func (e *classed) Error() string { return e.msg }
+func (e *classed) Unwrap() error { return e.class }
 
 // security is what --security-opt asked for.
 type security struct {
@@ -373,7 +383,7 @@ func namespaces(network string) ([]specs.LinuxNamespace, error) {
 	case path.IsAbs(network):
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: network})
 	default:
-		return nil, fmt.Errorf("network %s not found: %w", network, errdefs.ErrNotFound)
+		return nil, &classed{msg: fmt.Sprintf("network %s not found", network), class: errdefs.ErrNotFound}
 	}
 	return ns, nil
 }

@@ -107,7 +107,7 @@ func resolveUser(spec string, groupAdd []string, users Users) (specs.User, strin
 	}
 	switch {
 	case !found && !uidNumeric:
-		return u, "", fmt.Errorf("unable to find user %s: no matching entries in passwd file: %w", name, errdefs.ErrInvalidArgument)
+		return u, "", invalid("unable to find user %s: no matching entries in passwd file", name)
 	case !found:
 		u.UID = uid
 	}
@@ -148,7 +148,7 @@ func lookupGroup(g string, groups []account) (uint32, error) {
 	if numeric {
 		return gid, nil
 	}
-	return 0, fmt.Errorf("unable to find group %s: no matching entries in group file: %w", g, errdefs.ErrInvalidArgument)
+	return 0, invalid("unable to find group %s: no matching entries in group file", g)
 }
 
 // ExecUser resolves the --user of `exec` against the container's account
