@@ -14,9 +14,17 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// usagef is docker's message for a command called with the wrong
+// arguments (docker/cli's cli.RequiresMinArgs and friends): "berth:
+// 'berth start' requires at least 1 argument", the usage line and where
+// to read more.
 func usagef(cmd *cobra.Command, format string, args ...any) error {
-	return usageError{fmt.Sprintf("%q %s\nSee '%s --help'.\n\nUsage:  %s\n\n%s",
-		cmd.CommandPath(), fmt.Sprintf(format, args...), cmd.CommandPath(), useLine(cmd), cmd.Short)}
+	see := "Run"
+	if format == "requires at least %s" {
+		see = "See" // docker's RequiresMinArgs says "See"; the others "Run"
+	}
+	return usageError{fmt.Sprintf("%s: '%s' %s\n\nUsage:  %s\n\n%s '%s --help' for more information",
+		cmd.Root().Name(), cmd.CommandPath(), fmt.Sprintf(format, args...), useLine(cmd), see, cmd.CommandPath())}
 }
 
 // useLine is the command's usage as docker prints it: its full path and
@@ -37,7 +45,7 @@ func plural(n int) string {
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usagef(cmd, "requires exactly %s.", plural(n))
+			return usagef(cmd, "requires %s", plural(n))
 		}
 		return nil
 	}
@@ -46,7 +54,7 @@ func exactArgs(n int) cobra.PositionalArgs {
 func minArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < n {
-			return usagef(cmd, "requires at least %s.", plural(n))
+			return usagef(cmd, "requires at least %s", plural(n))
 		}
 		return nil
 	}
@@ -55,7 +63,7 @@ func minArgs(n int) cobra.PositionalArgs {
 func maxArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) > n {
-			return usagef(cmd, "accepts at most %s.", plural(n))
+			return usagef(cmd, "requires at most %s", plural(n))
 		}
 		return nil
 	}
@@ -64,7 +72,7 @@ func maxArgs(n int) cobra.PositionalArgs {
 func rangeArgs(lo, hi int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < lo || len(args) > hi {
-			return usagef(cmd, "requires at least %s and at most %s.", plural(lo), plural(hi))
+			return usagef(cmd, "requires at least %d and at most %s", lo, plural(hi))
 		}
 		return nil
 	}
@@ -72,13 +80,14 @@ func rangeArgs(lo, hi int) cobra.PositionalArgs {
 
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usagef(cmd, "accepts no arguments.")
+		return usagef(cmd, "accepts no arguments")
 	}
 	return nil
 }
 
-// flagError turns cobra's flag errors into docker's ("unknown flag: --x
-// See 'docker pull --help'."), which exit 125.
+// flagError turns cobra's flag errors into docker's (cli.FlagErrorFunc):
+// the problem, the usage line and where to read more; they exit 125.
 func flagError(cmd *cobra.Command, err error) error {
-	return statusError{code: 125, err: usageError{fmt.Sprintf("%s\nSee '%s --help'.", err, cmd.CommandPath())}}
+	return statusError{code: 125, err: usageError{fmt.Sprintf("%s\n\nUsage:  %s\n\nRun '%s --help' for more information",
+		err, useLine(cmd), cmd.CommandPath())}}
 }

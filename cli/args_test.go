@@ -13,11 +13,11 @@ func TestUsageErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"pull"}, 1, "\"berth pull\" requires exactly 1 argument.\nSee 'berth pull --help'.\n\nUsage:  berth pull [OPTIONS] NAME[:TAG|@DIGEST]\n\nDownload an image from a registry\n"},
-		{[]string{"images", "a", "b"}, 1, "\"berth images\" accepts at most 1 argument.\n"},
-		{[]string{"rmi"}, 1, "\"berth rmi\" requires at least 1 argument.\n"},
-		{[]string{"load", "x"}, 1, "\"berth load\" accepts no arguments.\n"},
-		{[]string{"pull", "--nosuch", "x"}, 125, "unknown flag: --nosuch\nSee 'berth pull --help'.\n"},
+		{[]string{"pull"}, 1, "berth: 'berth pull' requires 1 argument\n\nUsage:  berth pull [OPTIONS] NAME[:TAG|@DIGEST]\n\nRun 'berth pull --help' for more information\n"},
+		{[]string{"images", "a", "b"}, 1, "berth: 'berth images' requires at most 1 argument\n\nUsage:  berth images [OPTIONS] [REPOSITORY[:TAG]]\n\nRun 'berth images --help' for more information\n"},
+		{[]string{"rmi"}, 1, "berth: 'berth rmi' requires at least 1 argument\n\nUsage:  berth rmi [OPTIONS] IMAGE [IMAGE...]\n\nSee 'berth rmi --help' for more information\n"},
+		{[]string{"load", "x"}, 1, "berth: 'berth load' accepts no arguments\n\nUsage:  berth load [OPTIONS]\n\nRun 'berth load --help' for more information\n"},
+		{[]string{"pull", "--nosuch", "x"}, 125, "unknown flag: --nosuch\n\nUsage:  berth pull [OPTIONS] NAME[:TAG|@DIGEST]\n\nRun 'berth pull --help' for more information\n"},
 		{[]string{"nosuchcmd"}, 1, "berth: 'nosuchcmd' is not a berth command.\nSee 'berth --help'\n"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

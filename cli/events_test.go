@@ -93,12 +93,12 @@ func TestEventsCommand(t *testing.T) {
 		stderr string
 	}{
 		{[]string{"-f", "foo=bar"}, 1, "Error response from daemon: Invalid filter 'foo'\n"},
-		{[]string{"-f", "container"}, 125, "invalid argument \"container\" for \"-f, --filter\" flag: bad format of filter (expected name=value)\nSee 'berth events --help'.\n"},
+		{[]string{"-f", "container"}, 125, "invalid argument \"container\" for \"-f, --filter\" flag: bad format of filter (expected name=value)\n\nUsage:  berth events [OPTIONS]\n\nRun 'berth events --help' for more information\n"},
 		{[]string{"--format", "{{.Nope}}"}, 64, "Error parsing format: template: :1:2: executing \"\" at <.Nope>: can't evaluate field Nope in type events.Message\n"},
 		{[]string{"--format", "{{"}, 64, "Error parsing format: template: :1: unclosed action\n"},
 		{[]string{"--since", "yesterday"}, 1, "failed to parse value as time or duration: \"yesterday\"\n"},
 		{[]string{"--since", "2024-05-02", "--until", "2024-05-01"}, 1, "Error response from daemon: `since` time (2024-05-02) cannot be after `until` time (2024-05-01)\n"},
-		{[]string{"extra"}, 1, "\"berth events\" accepts no arguments."},
+		{[]string{"extra"}, 1, "berth: 'berth events' accepts no arguments\n"},
 	} {
 		_, errs, code := berth(t, root, append([]string{"events"}, tt.args...)...)
 		if code != tt.code || !strings.HasPrefix(errs, tt.stderr) {

@@ -198,7 +198,7 @@ func TestPortCommand(t *testing.T) {
 	if out := h.ok("port", "none"); out != "" {
 		t.Fatalf("port of a container without ports: %q", out)
 	}
-	if _, errs, code := h.run("", "port", "pp", "80", "extra"); code != 1 || !strings.Contains(errs, "requires at least 1 argument and at most 2 arguments") {
+	if _, errs, code := h.run("", "port", "pp", "80", "extra"); code != 1 || !strings.Contains(errs, "requires at least 1 and at most 2 arguments") {
 		t.Fatalf("port with 3 args: %d %q", code, errs)
 	}
 }

@@ -51,7 +51,7 @@ func TestVolumeCreateCommand(t *testing.T) {
 		{[]string{"../x"}, 1, "Error response from daemon: create ../x: \"../x\" " + chars + "\n"},
 		{[]string{"-o", "bogus=1", "x2"}, 1, "Error response from daemon: create x2: invalid option: \"bogus\"\n"},
 		{[]string{"-o", "type=tmpfs", "x3"}, 1, "Error response from daemon: create x3: missing required option: \"device\"\n"},
-		{[]string{"--label", "=v", "x4"}, 125, "invalid argument \"=v\" for \"--label\" flag: invalid label '=v': empty name\nSee 'berth volume create --help'.\n"},
+		{[]string{"--label", "=v", "x4"}, 125, "invalid argument \"=v\" for \"--label\" flag: invalid label '=v': empty name\n\nUsage:  berth volume create [OPTIONS] [VOLUME]\n\nRun 'berth volume create --help' for more information\n"},
 		{[]string{"--name", "x5", "x6"}, 1, "conflicting options: cannot specify a volume-name through both --name and as a positional arg\n"},
 	} {
 		_, errs, code := berth(t, root, append([]string{"volume", "create"}, tt.args...)...)
@@ -59,7 +59,7 @@ func TestVolumeCreateCommand(t *testing.T) {
 			t.Errorf("create %q: exit %d %q, want %d %q", tt.args, code, errs, tt.code, tt.want)
 		}
 	}
-	if _, errs, code := berth(t, root, "volume", "create", "x7", "x8"); code == 0 || !strings.Contains(errs, "accepts at most 1 argument") {
+	if _, errs, code := berth(t, root, "volume", "create", "x7", "x8"); code == 0 || !strings.Contains(errs, "requires at most 1 argument") {
 		t.Errorf("create with two names: exit %d %q", code, errs)
 	}
 	// The same name again is the same volume.
@@ -134,7 +134,7 @@ func TestVolumeListCommand(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"-f", "nonsense"}, 125, "invalid argument \"nonsense\" for \"-f, --filter\" flag: bad format of filter (expected name=value)\nSee 'berth volume ls --help'.\n"},
+		{[]string{"-f", "nonsense"}, 125, "invalid argument \"nonsense\" for \"-f, --filter\" flag: bad format of filter (expected name=value)\n\nUsage:  berth volume ls [OPTIONS]\n\nRun 'berth volume ls --help' for more information\n"},
 		{[]string{"-f", "foo=bar"}, 1, "Error response from daemon: invalid filter 'foo'\n"},
 		{[]string{"-f", "dangling=maybe"}, 1, "Error response from daemon: invalid filter 'dangling=maybe'\n"},
 		{[]string{"--format", "{{.Nope"}, 1, "Error response from daemon: template parsing error: template: :1: unclosed action\n"},
