@@ -51,13 +51,10 @@ func startCmd(g *globals) *cobra.Command {
 		Args:  minArgs(1),
 		RunE: withEngine(g, func(cmd *cobra.Command, e *engine.Engine, args []string) error {
 			if !attach && !interactive {
-				return eachContainer(cmd, args, true, func(ctx context.Context, ref string) error {
-					_, err := e.Start(ctx, ctx, ref, engine.StartOptions{})
-					return err
-				})
+				return startEach(cmd, e, args)
 			}
 			if len(args) > 1 {
-				return fmt.Errorf("you cannot start and attach multiple containers at once")
+				return usageError{"you cannot start and attach multiple containers at once"}
 			}
 			keys, err := parseDetachKeys(detachKeys)
 			if err != nil {
@@ -89,6 +86,26 @@ func startCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "Attach container's STDIN")
 	cmd.Flags().StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
 	return cmd
+}
+
+// startEach starts each container as docker's start does without -a: the
+// name of each one started on stdout, the daemon's error for each one that
+// failed on stderr, then the CLI's own "failed to start containers: ...".
+func startEach(cmd *cobra.Command, e *engine.Engine, args []string) error {
+	ctx := cmd.Context()
+	var failed []string
+	for _, ref := range args {
+		if _, err := e.Start(ctx, ctx, ref, engine.StartOptions{}); err != nil {
+			fmt.Fprintln(cmd.ErrOrStderr(), "Error response from daemon:", err)
+			failed = append(failed, ref)
+			continue
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), ref)
+	}
+	if len(failed) > 0 {
+		return usageError{"failed to start containers: " + strings.Join(failed, ", ")}
+	}
+	return nil
 }
 
 func stopCmd(g *globals, use string) *cobra.Command {

@@ -250,7 +250,7 @@ func TestNameConflict(t *testing.T) {
 	h := newHost(t)
 	id := strings.TrimSpace(h.ok("create", "--name", "xx", "busybox", "true"))
 	_, errs, code := h.run("", "create", "--name", "xx", "busybox", "true")
-	if code != 125 || !strings.Contains(errs, `The container name "/xx" is already in use by container "`+id+`"`) {
+	if code != 1 || !strings.Contains(errs, `The container name "/xx" is already in use by container "`+id+`"`) {
 		t.Fatalf("second create: %d %q", code, errs)
 	}
 	if n := len(strings.Fields(h.ok("ps", "-aq"))); n != 1 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/berth-dev/berth/engine"
@@ -22,7 +23,7 @@ func execCmd(g *globals) *cobra.Command {
 		RunE: withEngine(g, func(cmd *cobra.Command, e *engine.Engine, args []string) error {
 			vars, err := envList(env, envFile)
 			if err != nil {
-				return statusError{125, err}
+				return err // docker's exec exits 1 for what it cannot send
 			}
 			if err := engine.SetSubreaper(); err != nil {
 				return statusError{125, err}
@@ -60,7 +61,7 @@ func execCmd(g *globals) *cobra.Command {
 			}
 			if err != nil {
 				wait()
-				return statusError{engine.ExitCodeOf(err), err}
+				return statusError{execExitCode(err), err}
 			}
 			if detach {
 				wait()
@@ -94,6 +95,22 @@ func execCmd(g *globals) *cobra.Command {
 	f.StringVarP(&workdir, "workdir", "w", "", "Working directory inside the container")
 	f.StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
 	return cmd
+}
+
+// execExitCode is docker exec's exit status for an exec that did not run:
+// 127 and 126 for a command not found or not executable, 126 for another
+// failure to start it (the exec's exit code in docker), and 1 for an
+// error before that (no such container, not running, paused), which
+// docker's CLI gets from the daemon's exec create.
+func execExitCode(err error) int {
+	code := engine.ExitCodeOf(err)
+	if code != 125 {
+		return code
+	}
+	if strings.HasPrefix(err.Error(), "OCI runtime exec failed") {
+		return 126
+	}
+	return 1
 }
 
 // envList is -e and --env-file, read as run reads them.

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -42,7 +41,13 @@ func inspectCmd(g *globals, use, object string) *cobra.Command {
 					img, err = e.InspectImage(cmd.Context(), a)
 				}
 				if errdefs.IsNotFound(err) {
-					msgs = append(msgs, fmt.Sprintf("No such %s: %s", object, a))
+					// docker's: the daemon's answer for a container or an
+					// image, the CLI's own when it looked for any object.
+					msg := "Error response from daemon: " + err.Error()
+					if object == "object" {
+						msg = "error: no such object: " + a
+					}
+					msgs = append(msgs, msg)
 					continue
 				}
 				if err != nil {
@@ -89,7 +94,7 @@ func inspectCmd(g *globals, use, object string) *cobra.Command {
 				}
 			}
 			if len(msgs) > 0 {
-				return errors.New(strings.Join(msgs, "\n"))
+				return usageError{strings.Join(msgs, "\n")}
 			}
 			return nil
 		},

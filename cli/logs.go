@@ -25,12 +25,14 @@ func logsCmd(g *globals) *cobra.Command {
 			var err error
 			if sinceF != "" {
 				if o.Since, err = events.ParseTime(sinceF, now); err != nil {
-					return err
+					// docker's client checks it before asking the daemon.
+					return usageError{fmt.Sprintf("invalid value for %q: %v", "since", err)}
 				}
 			}
 			if untilF != "" {
 				if o.Until, err = events.ParseTime(untilF, now); err != nil {
-					return err
+					// docker's client checks it before asking the daemon.
+					return usageError{fmt.Sprintf("invalid value for %q: %v", "until", err)}
 				}
 			}
 			if tail != "all" && tail != "" {

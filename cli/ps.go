@@ -86,7 +86,7 @@ func psCmd(g *globals, use string, aliases ...string) *cobra.Command {
 // psRow is one container's line, with docker's column texts.
 func psRow(cmd *cobra.Command, e *engine.Engine, c engine.ContainerInfo, noTrunc, size bool) map[string]string {
 	id := c.ID
-	command := strings.Join(append([]string{c.Path}, c.Args...), " ")
+	command := psCommand(c.Path, c.Args)
 	if !noTrunc {
 		id = id[:12]
 		command = ellipsis(command, 20)
@@ -234,3 +234,16 @@ type (
 	engineState = shim.State
 	mountPoint  = container.MountPoint
 )
+
+// psCommand is the COMMAND column as docker's daemon builds it: the path
+// and the arguments, each argument that holds a space in single quotes.
+func psCommand(path string, args []string) string {
+	words := []string{path}
+	for _, a := range args {
+		if strings.Contains(a, " ") {
+			a = "'" + a + "'"
+		}
+		words = append(words, a)
+	}
+	return strings.Join(words, " ")
+}

@@ -30,7 +30,7 @@ func runCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cs, err := opts.parse(cmd.Flags(), args)
 			if err != nil {
-				return statusError{125, err}
+				return statusError{125, withHelp(cmd, parseError{err})}
 			}
 			if detach {
 				cs.Config.AttachStdin, cs.Config.AttachStdout, cs.Config.AttachStderr = false, false, false
@@ -43,7 +43,7 @@ func runCmd(g *globals) *cobra.Command {
 			}
 			keys, err := parseDetachKeys(detachKeys)
 			if err != nil {
-				return statusError{125, err}
+				return statusError{125, withHelp(cmd, parseError{err})}
 			}
 			e, err := g.engine()
 			if err != nil {
@@ -53,16 +53,18 @@ func runCmd(g *globals) *cobra.Command {
 			ctx := cmd.Context()
 			c, err := createContainer(ctx, g, e, cs, cmd.ErrOrStderr())
 			if err != nil {
-				return statusError{125, err}
+				return statusError{125, withHelp(cmd, err)}
 			}
 			if detach {
+				// docker prints the ID as the container starts, whether
+				// it starts or not.
+				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 				if _, err := e.Start(ctx, ctx, c.ID, engine.StartOptions{}); err != nil {
 					if cs.HostConfig.AutoRemove {
 						e.RemoveContainer(context.WithoutCancel(ctx), c.ID, engine.RemoveOptions{Force: true, Volumes: true})
 					}
-					return statusError{engine.ExitCodeOf(err), err}
+					return statusError{engine.ExitCodeOf(err), withHelp(cmd, err)}
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 				return nil
 			}
 			code, err := attachAndStart(ctx, e, c, attachFlags{
@@ -77,6 +79,11 @@ func runCmd(g *globals) *cobra.Command {
 				// removes the container now rather than leave it to the
 				// shim's exit command.
 				e.RemoveWhenDone(context.WithoutCancel(ctx), c.ID)
+			}
+			var se statusError
+			var sf startFailure
+			if errors.As(err, &se) && errors.As(err, &sf) {
+				return statusError{se.code, withHelp(cmd, se.err)}
 			}
 			if err != nil {
 				return err
@@ -105,16 +112,20 @@ func createCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cs, err := opts.parse(cmd.Flags(), args)
 			if err != nil {
-				return statusError{125, err}
+				return statusError{125, withHelp(cmd, parseError{err})}
 			}
 			e, err := g.engine()
 			if err != nil {
-				return statusError{125, err}
+				return err
 			}
 			defer e.Close()
 			c, err := createContainer(cmd.Context(), g, e, cs, cmd.ErrOrStderr())
+			var ue usageError
+			if errors.As(err, &ue) {
+				return statusError{125, withHelp(cmd, err)}
+			}
 			if err != nil {
-				return statusError{125, err}
+				return err // docker's create: the daemon's error, exit 1
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 			return nil
@@ -131,11 +142,11 @@ func createCmd(g *globals) *cobra.Command {
 func createContainer(ctx context.Context, g *globals, e *engine.Engine, cs *containerSpec, stderr io.Writer) (*engine.Container, error) {
 	if cs.CIDFile != "" {
 		if _, err := os.Stat(cs.CIDFile); err == nil {
-			return nil, fmt.Errorf("Container ID file found, make sure the other container isn't running or delete %s", cs.CIDFile)
+			return nil, usageError{fmt.Sprintf("container ID file found, make sure the other container isn't running or delete %s", cs.CIDFile)}
 		}
 	}
-	pull := func() error {
-		r, err := ref.Parse(cs.Config.Image)
+	pull := func(name string) error {
+		r, err := ref.Parse(name)
 		if err != nil {
 			return err
 		}
@@ -147,25 +158,25 @@ func createContainer(ctx context.Context, g *globals, e *engine.Engine, cs *cont
 			}
 			p = &pl
 		}
-		return pullImage(ctx, e, cs.Config.Image, r, p, false, stderr)
+		return pullImage(ctx, e, name, r, p, false, stderr)
 	}
 	if cs.Pull == "always" {
-		if err := pull(); err != nil {
+		if err := pull(cs.Config.Image); err != nil {
 			return nil, err
 		}
 	}
 	req := engine.CreateRequest{Name: cs.Name, Config: cs.Config, HostConfig: cs.HostConfig}
 	c, err := e.Create(ctx, req)
 	if errdefs.IsNotFound(err) && strings.HasPrefix(err.Error(), "No such image") && cs.Pull != "never" && cs.Pull != "always" {
+		// ref.Parse gives a name without a tag docker's default
+		// ("busybox:latest"), which docker's run pulls as such: no
+		// "Using default tag".
 		name := cs.Config.Image
 		if r, perr := ref.Parse(name); perr == nil {
 			name = r.Familiar()
-			if !hasTag(cs.Config.Image) && !r.IsDigested() {
-				name += ":latest"
-			}
 		}
 		fmt.Fprintf(stderr, "Unable to find image '%s' locally\n", name)
-		if err := pull(); err != nil {
+		if err := pull(name); err != nil {
 			return nil, err
 		}
 		c, err = e.Create(ctx, req)
@@ -180,6 +191,31 @@ func createContainer(ctx context.Context, g *globals, e *engine.Engine, cs *cont
 	}
 	return c, nil
 }
+
+// withHelp is how docker's run and create word a failure (its withHelp):
+// "berth: " and the error — the daemon's, so prefixed as such, unless it
+// is the CLI's own (a usageError) — and where to read more.
+func withHelp(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	var ue usageError
+	var pe parseError
+	if !errors.As(err, &ue) && !errors.As(err, &pe) {
+		msg = "Error response from daemon: " + msg
+	}
+	return usageError{fmt.Sprintf("%s: %s\n\nRun '%s %s --help' for more information", cmd.Root().Name(), msg, cmd.Root().Name(), cmd.Name())}
+}
+
+// parseError is a mistake in run's or create's options, found before
+// anything is sent to the engine.
+type parseError struct{ error }
+
+func (e parseError) Unwrap() error { return e.error }
+
+// startFailure is the engine's failure to start a container that run
+// created.
+type startFailure struct{ error }
+
+func (e startFailure) Unwrap() error { return e.error }
 
 // attachFlags say which streams to attach and how.
 type attachFlags struct {
@@ -224,7 +260,7 @@ func attachAndStart(ctx context.Context, e *engine.Engine, c *engine.Container, 
 	if f.start {
 		started, err := e.Start(ctx, attachCtx, c.ID, engine.StartOptions{Attach: o, RemoveAfter: f.removeAfter})
 		if err != nil {
-			return 0, statusError{engine.ExitCodeOf(err), err}
+			return 0, statusError{engine.ExitCodeOf(err), startFailure{err}}
 		}
 		res = started.Attached
 	} else {

@@ -271,7 +271,7 @@ func TestStateShimKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return !strings.Contains(h.ok("ps", "-a", "--no-trunc"), id) })
-	if _, errs, code := h.run("", "inspect", id); code == 0 || !strings.Contains(errs, "No such object") {
+	if _, errs, code := h.run("", "inspect", id); code == 0 || !strings.Contains(errs, "no such object") {
 		t.Errorf("inspect of the removed --rm container: %d %q", code, errs)
 	}
 	h.checkClean("", map[string]bool{id: true}, base, marker)

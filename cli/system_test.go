@@ -118,7 +118,7 @@ func TestSystemBoot(t *testing.T) {
 	if st := h.state("created"); st["Status"] != "created" {
 		t.Errorf("created: %v", st)
 	}
-	if _, errs, code := h.run("", "inspect", "autorm"); code == 0 || !strings.Contains(errs, "No such object") {
+	if _, errs, code := h.run("", "inspect", "autorm"); code == 0 || !strings.Contains(errs, "no such object") {
 		t.Errorf("the --rm container survived: %d %q", code, errs)
 	}
 	// The stopped one without a policy starts again by hand.

@@ -52,7 +52,8 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 	switch st.Status {
 	case "running":
 	case "paused":
-		return 0, errorf(errdefs.ErrConflict, "Container %s is paused, unpause the container before exec", c.ID)
+		// docker names the container as it was given here (its errExecPaused(name)).
+		return 0, errorf(errdefs.ErrConflict, "Container %s is paused, unpause the container before exec", ref)
 	case "restarting":
 		return 0, errorf(errdefs.ErrConflict, "Container %s is restarting, wait until the container is running", c.ID)
 	default:

@@ -88,7 +88,8 @@ func signalOrDefault(sig, def string) string {
 func (e *Engine) Kill(ctx context.Context, ref, signal string) error {
 	c, err := e.Lookup(ctx, ref)
 	if err != nil {
-		return err
+		// docker's kill route words every failure of the kill itself so.
+		return fmt.Errorf("cannot kill container: %s: %w", ref, err)
 	}
 	if signal == "" {
 		signal = "SIGKILL"

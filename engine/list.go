@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -79,13 +80,13 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectRes
 		RestartCount:   st.RestartCount,
 		Driver:         c.Driver,
 		Platform:       c.Platform,
-		HostConfig:     c.HostConfig,
-		Config:         c.Config,
 		Mounts:         c.Mounts,
 		NetworkSettings: &container.NetworkSettings{
+			Ports:    network.PortMap{},
 			Networks: map[string]*network.EndpointSettings{},
 		},
 	}
+	r.Config, r.HostConfig = inspectConfigs(c)
 	if c.Args == nil {
 		r.Args = []string{}
 	}
@@ -105,6 +106,10 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectRes
 					}
 				}
 			}
+		}
+		if len(data) > 0 {
+			// Where the root is mounted while the container runs.
+			data["MergedDir"] = filepath.Join(e.bundleDir(c.ID), "rootfs")
 		}
 		r.GraphDriver = &storage.DriverData{Name: c.Driver, Data: data}
 	}

@@ -52,7 +52,7 @@ func (e *Engine) FindImage(ctx context.Context, s string) (meta.Image, error) {
 			return *found, nil
 		}
 	}
-	return meta.Image{}, fmt.Errorf("No such image: %s: %w", familiar(s), errdefs.ErrNotFound)
+	return meta.Image{}, errorf(errdefs.ErrNotFound, "No such image: %s", familiar(s))
 }
 
 // ResolveImage reads the image a record names from the content store, for
