@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/errdefs"
 	"github.com/spf13/cobra"
 )
 
@@ -17,7 +18,9 @@ func eachContainer(cmd *cobra.Command, args []string, print bool, fn func(ctx co
 	var msgs []string
 	for _, a := range args {
 		if err := fn(cmd.Context(), a); err != nil {
-			msgs = append(msgs, err.Error())
+			if !errors.Is(err, errSkipped) {
+				msgs = append(msgs, err.Error())
+			}
 			continue
 		}
 		if print {
@@ -29,6 +32,10 @@ func eachContainer(cmd *cobra.Command, args []string, print bool, fn func(ctx co
 	}
 	return nil
 }
+
+// errSkipped tells eachContainer to print neither the argument nor an
+// error for it.
+var errSkipped = errors.New("skipped")
 
 // withEngine opens the engine for a command's RunE.
 func withEngine(g *globals, fn func(cmd *cobra.Command, e *engine.Engine, args []string) error) func(*cobra.Command, []string) error {
@@ -177,7 +184,11 @@ func rmCmd(g *globals, use string, aliases ...string) *cobra.Command {
 		Args:    minArgs(1),
 		RunE: withEngine(g, func(cmd *cobra.Command, e *engine.Engine, args []string) error {
 			return eachContainer(cmd, args, true, func(ctx context.Context, ref string) error {
-				return e.RemoveContainer(ctx, ref, o)
+				err := e.RemoveContainer(ctx, ref, o)
+				if o.Force && errdefs.IsNotFound(err) {
+					return errSkipped // docker's rm -f: nothing to say of what is not there
+				}
+				return err
 			})
 		}),
 	}

@@ -34,6 +34,8 @@ func TestDockerParityErrors(t *testing.T) {
 			"berth: 'berth rename' requires 2 arguments\n\nUsage:  berth rename CONTAINER NEW_NAME\n\nRun 'berth rename --help' for more information\n"},
 		{[]string{"update", "--bogus", "made"}, 125, "",
 			"unknown flag: --bogus\n\nUsage:  berth update [OPTIONS] CONTAINER [CONTAINER...]\n\nRun 'berth update --help' for more information\n"},
+		{[]string{"rm", "-f", "nosuch"}, 0, "", ""},
+		{[]string{"rm", "nosuch"}, 1, "", "Error response from daemon: No such container: nosuch\n"},
 		{[]string{"kill", "nosuch"}, 1, "", "Error response from daemon: cannot kill container: nosuch: No such container: nosuch\n"},
 		{[]string{"exec", "nosuch", "true"}, 1, "", "Error response from daemon: No such container: nosuch\n"},
 		{[]string{"exec", "held", "true"}, 1, "", "Error response from daemon: Container held is paused, unpause the container before exec\n"},

@@ -19,7 +19,8 @@ import (
 var psHeaders = map[string]string{
 	"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
 	"RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
-	"Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS", "Image ID": "IMAGE ID",
+	"Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+	"LocalVolumes": "LOCAL VOLUMES", "HealthStatus": "HEALTH STATUS",
 }
 
 const psTable = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
@@ -96,7 +97,15 @@ func psRow(cmd *cobra.Command, e *engine.Engine, c engine.ContainerInfo, noTrunc
 		labels = append(labels, k+"="+c.Config.Labels[k])
 	}
 	var mounts []string
+	localVolumes := 0
+	health := ""
+	if c.State.Health != nil {
+		health = c.State.Health.Status
+	}
 	for _, m := range c.Mounts {
+		if m.Driver == "local" {
+			localVolumes++
+		}
 		name := m.Name
 		if name == "" {
 			name = m.Source
@@ -107,12 +116,15 @@ func psRow(cmd *cobra.Command, e *engine.Engine, c engine.ContainerInfo, noTrunc
 		mounts = append(mounts, name)
 	}
 	row := map[string]string{
-		"ID": id, "Image": c.Config.Image, "Image ID": c.Image, "Command": strconv.Quote(command),
+		"ID": id, "Image": c.Config.Image, "Command": strconv.Quote(command),
 		"CreatedAt":  c.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 		"RunningFor": units.HumanDuration(time.Since(c.Created)) + " ago",
 		"Ports":      "", "State": c.State.Status, "Status": statusText(c.State), "Names": c.Name,
 		"Labels": strings.Join(labels, ","), "Mounts": strings.Join(mounts, ","),
 		"Networks": string(c.HostConfig.NetworkMode),
+		// docker's: sizes only with -s ("0B" without), volumes of the
+		// local driver, the health status alone.
+		"Size": "0B", "LocalVolumes": strconv.Itoa(localVolumes), "HealthStatus": health,
 	}
 	if size {
 		rw, virt := e.ContainerSize(cmd.Context(), c.Container)
