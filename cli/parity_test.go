@@ -2,7 +2,9 @@ package cli
 
 import (
 	"encoding/json"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -106,6 +108,17 @@ func TestDockerParityShapes(t *testing.T) {
 	}
 	if out := h.ok("ps", "-a", "--format", "{{.Command}}"); out != "\"sh -c 'echo out; ex…\"\n" {
 		t.Errorf("ps COMMAND truncated: %q", out)
+	}
+	var row map[string]any
+	if err := json.Unmarshal([]byte(h.ok("ps", "-a", "--format", "{{json .}}")), &row); err != nil {
+		t.Fatal(err)
+	}
+	keys := slices.Sorted(maps.Keys(row))
+	// docker 29's keys but Platform (null for a container without an
+	// image manifest, which berth's rows cannot hold).
+	if want := []string{"Command", "CreatedAt", "HealthStatus", "ID", "Image", "Labels", "LocalVolumes", "Mounts", "Names",
+		"Networks", "Ports", "RunningFor", "Size", "State", "Status"}; !slices.Equal(keys, want) {
+		t.Errorf("ps json keys %q, want %q", keys, want)
 	}
 	var v []map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(h.ok("inspect", "sh")), &v); err != nil || len(v) != 1 {
