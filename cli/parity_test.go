@@ -16,7 +16,7 @@ import (
 // and start's summary of the containers it could not start.
 func TestDockerParityErrors(t *testing.T) {
 	h := newHost(t)
-	h.ok("create", "--name", "made", "busybox", "true")
+	made := strings.TrimSpace(h.ok("create", "--name", "made", "busybox", "true"))
 	h.ok("run", "-d", "--name", "held", "busybox", "sleep", "1000")
 	h.ok("pause", "held")
 	h.ok("run", "-d", "--name", "up", "busybox", "sleep", "1000")
@@ -39,6 +39,7 @@ func TestDockerParityErrors(t *testing.T) {
 		{[]string{"rm", "-f", "nosuch"}, 0, "", ""},
 		{[]string{"rm", "nosuch"}, 1, "", "Error response from daemon: No such container: nosuch\n"},
 		{[]string{"kill", "nosuch"}, 1, "", "Error response from daemon: cannot kill container: nosuch: No such container: nosuch\n"},
+		{[]string{"unpause", "made"}, 1, "", "Error response from daemon: container " + made + " is not paused\n"},
 		{[]string{"exec", "nosuch", "true"}, 1, "", "Error response from daemon: No such container: nosuch\n"},
 		{[]string{"exec", "held", "true"}, 1, "", "Error response from daemon: Container held is paused, unpause the container before exec\n"},
 		{[]string{"inspect", "nosuch"}, 1, "[]\n", "error: no such object: nosuch\n"},

@@ -126,6 +126,10 @@ func (e *Engine) freeze(ctx context.Context, ref string, pause bool) error {
 	}
 	cl, st, err := e.shimFor(ctx, c)
 	if err != nil {
+		if !pause && errdefs.IsFailedPrecondition(err) {
+			// docker checks "paused" first: a stopped container is not.
+			return errorf(errdefs.ErrFailedPrecondition, "container %s is not paused", c.ID)
+		}
 		return err
 	}
 	defer cl.Close()
