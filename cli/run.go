@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/errdefs"
@@ -256,6 +257,13 @@ func attachAndStart(ctx context.Context, e *engine.Engine, c *engine.Container, 
 	if restore != nil {
 		defer restore()
 	}
+	// The proxy is in place before the process starts, as docker's CLI
+	// does it: a signal meanwhile reaches the container once it runs
+	// instead of killing this command.
+	if f.sigProxy {
+		stop := proxySignals(ctx, e, c.ID)
+		defer stop()
+	}
 	var res <-chan engine.AttachResult
 	if f.start {
 		started, err := e.Start(ctx, attachCtx, c.ID, engine.StartOptions{Attach: o, RemoveAfter: f.removeAfter})
@@ -273,10 +281,6 @@ func attachAndStart(ctx context.Context, e *engine.Engine, c *engine.Container, 
 	}
 	if c.Config.Tty {
 		stop := e.ResizeOnWinch(ctx, c.ID, os.Stdout)
-		defer stop()
-	}
-	if f.sigProxy {
-		stop := proxySignals(ctx, e, c.ID)
 		defer stop()
 	}
 	r := <-res
@@ -299,7 +303,14 @@ func proxySignals(ctx context.Context, e *engine.Engine, id string) (stop func()
 		for {
 			select {
 			case s := <-ch:
-				e.Kill(ctx, id, fmt.Sprint(int(s.(unix.Signal))))
+				// Until the process runs, the kill is retried.
+				for try := 0; try < 40; try++ {
+					err := e.Kill(ctx, id, fmt.Sprint(int(s.(unix.Signal))))
+					if !errdefs.IsFailedPrecondition(err) {
+						break
+					}
+					time.Sleep(25 * time.Millisecond)
+				}
 			case <-done:
 				return
 			}

@@ -307,10 +307,6 @@ func TestRunFlagsRecorded(t *testing.T) {
 		if l, _ := out.ReadString('\n'); l != "ready\n" {
 			t.Fatalf("first line %q", l)
 		}
-		// berth run installs its signal proxy only once the container
-		// runs: a signal in that moment kills berth (a bug; docker's CLI
-		// proxies before it starts the container).
-		time.Sleep(300 * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGTERM)
 		rest, _ := io.ReadAll(out)
 		if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 3 || string(rest) != "got term\n" {
