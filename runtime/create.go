@@ -157,7 +157,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 	// Init waits for its configuration, so it is alive to be named by
 	// pid and start time. Then it decodes and mounts while we record.
 	st.Pid = s.pid
-	if st.StartTime, err = procStartTime(s.pid); err != nil {
+	if st.StartTime, err = ProcessStartTime(s.pid); err != nil {
 		return fmt.Errorf("container init: %w", err)
 	}
 	cfg.State = r.ociState(st, Creating)

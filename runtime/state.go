@@ -197,9 +197,10 @@ func (r *Runtime) ociState(st *State, status Status) specs.State {
 	}
 }
 
-// procStartTime returns field 22 of /proc/pid/stat: the start time in clock
-// ticks, which together with the pid names one process for good.
-func procStartTime(pid int) (uint64, error) {
+// ProcessStartTime returns field 22 of /proc/pid/stat: the start time in
+// clock ticks, which together with the pid names one process for good. A
+// zombie counts as gone (fs.ErrNotExist).
+func ProcessStartTime(pid int) (uint64, error) {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, err
@@ -222,6 +223,6 @@ func procStartTime(pid int) (uint64, error) {
 
 // alive reports whether pid still names the process that started at start.
 func alive(pid int, start uint64) bool {
-	got, err := procStartTime(pid)
+	got, err := ProcessStartTime(pid)
 	return err == nil && got == start
 }

@@ -7,11 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/runtime"
 )
 
 // The statuses of State.Status, Docker's names.
@@ -126,29 +125,8 @@ func (s State) ShimAlive() bool {
 	return err == nil && start == s.ShimStart
 }
 
-// procStart returns field 22 of /proc/pid/stat (start time in clock ticks
-// since boot), which with the pid names one process for good. A zombie
-// counts as gone.
-func procStart(pid int) (uint64, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	// Fields after ")": state is field 3, starttime field 22.
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	if f[0] == "Z" || f[0] == "X" {
-		return 0, fmt.Errorf("process %d has exited: %w", pid, errdefs.ErrNotFound)
-	}
-	return strconv.ParseUint(f[19], 10, 64)
-}
+// procStart names one process for good with its pid: its start time.
+var procStart = runtime.ProcessStartTime
 
 // claimFile, in the bundle, names a process that will remove the
 // container itself once it has exited (the command of a foreground
