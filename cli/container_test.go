@@ -3,10 +3,8 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -32,12 +30,7 @@ func berthBin(t *testing.T) string {
 			binErr = err
 			return
 		}
-		out, err := exec.Command("make", "-s", "-C", "..", "berth", "BIN="+dir).CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("build berth: %v\n%s", err, out)
-			return
-		}
-		binPath = filepath.Join(dir, "berth")
+		binPath, binErr = testenv.BerthBinary(dir)
 	})
 	if binErr != nil {
 		t.Fatal(binErr)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -47,15 +46,10 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "subreaper:", err)
 			os.Exit(1)
 		}
-		bin := os.Getenv("BERTH_BIN")
-		if bin == "" {
-			bin = filepath.Join(tmp, "berth")
-			build := exec.Command("make", "-s", "-C", "..", "berth", "BIN="+tmp)
-			build.Stdout, build.Stderr = os.Stderr, os.Stderr
-			if err := build.Run(); err != nil {
-				fmt.Fprintln(os.Stderr, "build berth:", err)
-				os.Exit(1)
-			}
+		bin, err := testenv.BerthBinary(tmp)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
 		}
 		berthRuntime = filepath.Join(tmp, "berth-runtime")
 		os.Remove(berthRuntime) // make made it already

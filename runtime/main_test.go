@@ -27,11 +27,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	if bin == "" && os.Geteuid() == 0 {
-		bin = filepath.Join(tmp, "berth")
-		build := exec.Command("make", "-s", "-C", "..", "berth", "BIN="+tmp) // the flags users get
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build berth:", err)
+		if bin, err = testenv.BerthBinary(tmp); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 	}
@@ -55,14 +52,7 @@ func TestMain(m *testing.M) {
 // containers (ids t<pid>-N under the default /berth parent) that outlived
 // the tests: every test must delete what it made.
 func leftovers() bool {
-	pattern := fmt.Sprintf("berth/t%d-*", os.Getpid())
-	found, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", pattern))
-	more, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", pattern))
-	found = append(found, more...)
-	for _, d := range found {
-		fmt.Fprintln(os.Stderr, "left behind:", d)
-	}
-	return len(found) > 0
+	return testenv.CgroupLeftovers(fmt.Sprintf("berth/t%d-*", os.Getpid()))
 }
 
 // rt is one test's runtime: its own state root.

@@ -23,40 +23,23 @@ var berth string
 
 func TestMain(m *testing.M) {
 	helperLaunch()
-	berth = os.Getenv("BERTH_BIN")
 	tmp, err := os.MkdirTemp("", "berth-shim-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if berth == "" && os.Geteuid() == 0 {
-		berth = filepath.Join(tmp, "berth")
-		build := exec.Command("make", "-s", "-C", "..", "berth", "BIN="+tmp)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build berth:", err)
+	if os.Geteuid() == 0 || os.Getenv("BERTH_BIN") != "" {
+		if berth, err = testenv.BerthBinary(tmp); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 	}
 	code := m.Run()
 	os.RemoveAll(tmp)
-	if code == 0 && leftovers() {
+	if code == 0 && testenv.CgroupLeftovers(fmt.Sprintf("berth/t%d-*", os.Getpid())) {
 		code = 1
 	}
 	os.Exit(code)
-}
-
-// leftovers reports any cgroup of this test binary's containers that
-// outlived the tests.
-func leftovers() bool {
-	pattern := fmt.Sprintf("berth/t%d-*", os.Getpid())
-	found, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", pattern))
-	more, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", pattern))
-	found = append(found, more...)
-	for _, d := range found {
-		fmt.Fprintln(os.Stderr, "left behind:", d)
-	}
-	return len(found) > 0
 }
 
 var idSeq atomic.Int64
