@@ -77,16 +77,7 @@ func startCmd(g *globals) *cobra.Command {
 			code, err := attachAndStart(cmd.Context(), e, info.Container, attachFlags{
 				stdin: interactive, stdout: true, stderr: true, sigProxy: !info.Config.Tty, keys: keys, start: true,
 			}, cmd.OutOrStdout(), cmd.ErrOrStderr())
-			if errors.Is(err, errDetached) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return statusError{code, quiet{}}
-			}
-			return nil
+			return attachOutcome(code, err)
 		}),
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "Attach STDOUT/STDERR and forward signals")
@@ -238,20 +229,25 @@ func attachCmd(g *globals) *cobra.Command {
 			code, err := attachAndStart(cmd.Context(), e, info.Container, attachFlags{
 				stdin: !noStdin, stdout: true, stderr: true, sigProxy: sigProxy && !info.Config.Tty, keys: keys,
 			}, cmd.OutOrStdout(), cmd.ErrOrStderr())
-			if errors.Is(err, errDetached) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return statusError{code, quiet{}}
-			}
-			return nil
+			return attachOutcome(code, err)
 		}),
 	}
 	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "Do not attach STDIN")
 	cmd.Flags().BoolVar(&sigProxy, "sig-proxy", true, "Proxy all received signals to the process")
 	cmd.Flags().StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
 	return cmd
+}
+
+// attachOutcome is how an attached command ends: nothing on a detach,
+// the error, or the container's exit status as berth's.
+func attachOutcome(code int, err error) error {
+	switch {
+	case errors.Is(err, errDetached):
+		return nil
+	case err != nil:
+		return err
+	case code != 0:
+		return statusError{code, quiet{}}
+	}
+	return nil
 }
