@@ -67,14 +67,24 @@ func openStore(root string, b backend, opts []Option) (*store, error) {
 		sem:     make(chan struct{}, 1),
 	}
 	ctx := context.Background()
-	err := s.run(ctx, true, false, func(tx *bolt.Tx) error {
-		v1, err := tx.CreateBucketIfNotExists([]byte(bucketV1))
-		if err != nil {
-			return err
-		}
-		_, err = v1.CreateBucketIfNotExists([]byte(bucketSnapshots))
-		return err
+	// The buckets exist but in a store's first opening: look under a
+	// shared lock first, and write (two fdatasyncs) only when they don't.
+	ready := false
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		v1 := tx.Bucket([]byte(bucketV1))
+		ready = v1 != nil && v1.Bucket([]byte(bucketSnapshots)) != nil
+		return nil
 	})
+	if err != nil || !ready { // a missing database cannot be viewed: make it
+		err = s.run(ctx, true, false, func(tx *bolt.Tx) error {
+			v1, err := tx.CreateBucketIfNotExists([]byte(bucketV1))
+			if err != nil {
+				return err
+			}
+			_, err = v1.CreateBucketIfNotExists([]byte(bucketSnapshots))
+			return err
+		})
+	}
 	if err == nil {
 		err = s.cleanup(ctx)
 	}
