@@ -30,3 +30,8 @@ go test -count=1 -timeout 1400s -exec "$vm/go-vm-exec" ./runtime/cgroup/
 v2tests='^(TestRunExitStatus|TestLifecycle|TestKillSignals|TestIsolationCgroupLimits|TestIsolationDevices|TestIsolationNamespaces|TestIsolationExec|TestEventsStats|TestUpdate|TestBadBundles)$'
 echo "test-vm: runtime (cgroup v2): $v2tests"
 go test -count=1 -timeout 1400s -exec "$vm/go-vm-exec" -run "$v2tests" ./runtime/
+# What the engine reads through package oci on cgroup v2: stats, live
+# updates and OOM kills (memory.events), for berth's runtime, runc,
+# berth-runtime and crun (which runs here: cgroup v2 only).
+echo "test-vm: oci (cgroup v2): TestLifecycle TestOOM"
+go test -count=1 -timeout 1400s -exec "$vm/go-vm-exec" -run '^(TestLifecycle|TestOOM)$' ./oci/

@@ -318,6 +318,9 @@ func (b *binary) Pids(ctx context.Context, id string) ([]int, error) {
 
 func (b *binary) Stats(ctx context.Context, id string) (*Stats, error) {
 	out, err := b.run(ctx, invocation{args: []string{"events", "--stats", id}})
+	if err != nil && strings.Contains(err.Error(), "unknown command") {
+		return b.cgroupStats(ctx, id) // crun has no `events`
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -337,6 +340,24 @@ func (b *binary) Stats(ctx context.Context, id string) (*Stats, error) {
 // OOMKills reads the container's cgroup: `events --stats` has no OOM
 // kill count. The cgroup is init's while it runs, else the bundle's
 // linux.cgroupsPath (the binary removes the cgroup only at delete).
+// cgroupStats reads the container's cgroup directly, for runtimes
+// without `events --stats`.
+func (b *binary) cgroupStats(ctx context.Context, id string) (*Stats, error) {
+	p, err := b.cgroupPath(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m, err := cgroup.New(p)
+	if err != nil {
+		return nil, err
+	}
+	st, err := m.Stats()
+	if err != nil {
+		return nil, err
+	}
+	return fromCgroup(st), nil
+}
+
 func (b *binary) OOMKills(ctx context.Context, id string) (uint64, error) {
 	p, err := b.cgroupPath(ctx, id)
 	if err != nil {
