@@ -1,7 +1,9 @@
-// Package bench holds berth's benchmarks against its peers: the same work
-// done by berth's OCI runtime and by runc and crun, timed in one process so
-// that the figures compare. It has no code of its own outside its tests;
-// run.sh runs the benchmarks and prints each runtime's median and its ratio
-// to the others. See README.md for how to read the figures and why they are
-// measured the way they are.
+// Package bench holds berth's benchmarks against its peers, each timing
+// the same work done by berth and by the peers in one run so that the
+// figures compare: container start-up by the OCI runtime against runc and
+// crun (run.sh), a pull into an empty store against podman and skopeo +
+// umoci (pull.sh), and whole containers through the CLIs against podman
+// and docker (containers.sh). It has no code of its own outside its tests.
+// See README.md for how to read the figures and why they are measured the
+// way they are.
 package bench
