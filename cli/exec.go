@@ -37,7 +37,7 @@ func execCmd(g *globals) *cobra.Command {
 			if detach {
 				stdout, stderr = nil, nil
 			}
-			var wait func()
+			wait, release := func() {}, func() {}
 			if tty {
 				console, done, err := ptyRelay(stdin, stdout)
 				if err != nil {
@@ -49,16 +49,17 @@ func execCmd(g *globals) *cobra.Command {
 					defer rawTerminal(os.Stdin)()
 				}
 			} else {
-				files, done, err := stdioFiles(stdin, stdout, stderr)
+				files, rel, done, err := stdioFiles(stdin, stdout, stderr)
 				if err != nil {
 					return statusError{125, err}
 				}
-				o.Stdio, wait = files, done
+				o.Stdio, wait, release = files, done, rel
 			}
 			pid, err := e.Exec(cmd.Context(), args[0], o)
 			if o.Console != nil {
 				o.Console.Close()
 			}
+			release() // the process has its own copies now, or none
 			if err != nil {
 				wait()
 				return statusError{execExitCode(err), err}
@@ -68,11 +69,6 @@ func execCmd(g *globals) *cobra.Command {
 				return nil
 			}
 			code, err := engine.WaitExec(pid)
-			for _, f := range o.Stdio {
-				if f != nil {
-					f.Close()
-				}
-			}
 			wait()
 			if err != nil {
 				return statusError{125, err}
@@ -129,12 +125,19 @@ func envList(env, files []string) ([]string, error) {
 	return out, nil
 }
 
-// stdioFiles gives a process stdio files for the streams: an *os.File is
-// passed as it is; any other reader or writer through a pipe copied by a
-// goroutine. done waits for the copies that write out.
-func stdioFiles(in io.Reader, out, errw io.Writer) ([3]*os.File, func(), error) {
-	var files [3]*os.File
+// stdioFiles gives a process stdio files for the streams: an *os.File
+// that is not a terminal is passed as it is; any other reader or writer
+// goes through a pipe copied by a goroutine. release closes the pipe ends
+// the process got (once it has them, or failed to start); wait waits for
+// the copies that write out.
+func stdioFiles(in io.Reader, out, errw io.Writer) (files [3]*os.File, release, wait func(), err error) {
 	var wg sync.WaitGroup
+	var ours []*os.File // the child's ends of our pipes
+	release = func() {
+		for _, f := range ours {
+			f.Close()
+		}
+	}
 	if in != nil {
 		// A terminal is never handed to the container: a process
 		// holding it could push input into berth's terminal (TIOCSTI).
@@ -143,9 +146,10 @@ func stdioFiles(in io.Reader, out, errw io.Writer) ([3]*os.File, func(), error) 
 		} else {
 			r, w, err := os.Pipe()
 			if err != nil {
-				return files, nil, err
+				return files, release, nil, err
 			}
 			files[0] = r
+			ours = append(ours, r)
 			go func() { io.Copy(w, in); w.Close() }()
 		}
 	}
@@ -159,13 +163,15 @@ func stdioFiles(in io.Reader, out, errw io.Writer) ([3]*os.File, func(), error) 
 		}
 		r, w, err := os.Pipe()
 		if err != nil {
-			return files, nil, err
+			release()
+			return files, func() {}, nil, err
 		}
 		files[i+1] = w
+		ours = append(ours, w)
 		wg.Add(1)
 		go func() { defer wg.Done(); io.Copy(wr, r); r.Close() }()
 	}
-	return files, wg.Wait, nil
+	return files, release, wg.Wait, nil
 }
 
 // ptyRelay makes the console socket an exec with a tty needs: it

@@ -72,17 +72,25 @@ func runCmd(g *globals) *cobra.Command {
 				stdin: cs.Config.AttachStdin, stdout: cs.Config.AttachStdout, stderr: cs.Config.AttachStderr,
 				sigProxy: sigProxy && !cs.Config.Tty, keys: keys, start: true, removeAfter: cs.HostConfig.AutoRemove,
 			}, cmd.OutOrStdout(), cmd.ErrOrStderr())
-			if errors.Is(err, errDetached) {
-				return nil // the container runs on; --rm is its shim's to do
-			}
-			if cs.HostConfig.AutoRemove {
-				// Whether the process ran or never started, this command
-				// removes the container now rather than leave it to the
-				// shim's exit command.
-				e.RemoveWhenDone(context.WithoutCancel(ctx), c.ID)
-			}
 			var se statusError
 			var sf startFailure
+			switch {
+			case !cs.HostConfig.AutoRemove:
+			case err == nil || errors.As(err, &sf):
+				// The process ran, or never started: this command removes
+				// the container now rather than leave it to the shim's
+				// exit command.
+				if rerr := e.RemoveWhenDone(context.WithoutCancel(ctx), c.ID); rerr != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), "Error response from daemon:", rerr)
+				}
+			default:
+				// Detached, or the attach broke while the container runs
+				// on: its removal is its shim's to do after all.
+				e.WithdrawExitClaim(c.ID)
+			}
+			if errors.Is(err, errDetached) {
+				return nil
+			}
 			if errors.As(err, &se) && errors.As(err, &sf) {
 				return statusError{se.code, withHelp(cmd, se.err)}
 			}

@@ -153,6 +153,12 @@ func (e *Engine) freeze(ctx context.Context, ref string, pause bool) error {
 
 // Restart stops (as Stop) and starts a container.
 func (e *Engine) Restart(ctx context.Context, ref, signal string, timeout *int) error {
+	// An --rm container is not removed by the stop of a restart (as
+	// Docker turns AutoRemove off meanwhile): this process claims the
+	// exit, so the shim's exit command stands down.
+	if c, err := e.Lookup(ctx, ref); err == nil && c.HostConfig.AutoRemove {
+		shim.ClaimExit(e.bundleDir(c.ID))
+	}
 	if err := e.Stop(ctx, ref, signal, timeout); err != nil {
 		return err
 	}

@@ -85,8 +85,8 @@ func (e *Engine) setupMounts(ctx context.Context, c *Container, img image.Image)
 		anon[p] = struct{}{}
 	}
 	for _, p := range slices.Sorted(maps.Keys(anon)) {
-		if taken[path.Clean(p)] || c.HostConfig.Tmpfs[p] != "" {
-			continue
+		if taken[path.Clean(p)] || tmpfsAt(c.HostConfig.Tmpfs, p) {
+			continue // a bind, volume or tmpfs the user put there wins
 		}
 		if err := add(container.MountPoint{Type: mount.TypeVolume, Destination: p, Driver: "local", RW: true}); err != nil {
 			return err
@@ -298,4 +298,15 @@ func (e *Engine) specMounts(ctx context.Context, c *Container) ([]specs.Mount, e
 		out = append(out, specs.Mount{Destination: mp.Destination, Type: "bind", Source: mp.Source, Options: []string{"rbind", prop, ro}})
 	}
 	return out, nil
+}
+
+// tmpfsAt reports whether --tmpfs mounts something at p ("--tmpfs /p"
+// records no options).
+func tmpfsAt(tmpfs map[string]string, p string) bool {
+	for dst := range tmpfs {
+		if path.Clean(dst) == path.Clean(p) {
+			return true
+		}
+	}
+	return false
 }

@@ -195,3 +195,9 @@ func (e *Engine) RemoveWhenDone(ctx context.Context, id string) error {
 	}
 	return err
 }
+
+// WithdrawExitClaim undoes StartOptions.RemoveAfter: the shim's exit
+// command will remove the --rm container after all (a detach).
+func (e *Engine) WithdrawExitClaim(id string) {
+	shim.WithdrawExitClaim(e.bundleDir(id))
+}

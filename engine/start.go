@@ -80,6 +80,15 @@ func (e *Engine) Start(ctx, attachCtx context.Context, ref string, o StartOption
 	// holding it, created: that is the process to start.
 	reuse := st.Status == "created" && st.ShimAlive()
 	if !reuse {
+		// An exited container's shim may still be finishing (answering
+		// its clients, deleting, unmounting): a new one must not start
+		// under it.
+		if err := e.waitShimGone(ctx, c.ID); err != nil {
+			return nil, err
+		}
+		if st, err = e.state(c); err != nil {
+			return nil, err
+		}
 		e.cleanupStale(ctx, c)
 		if err := e.writeBundle(ctx, c); err != nil {
 			e.cleanupStale(ctx, c)

@@ -39,13 +39,13 @@ type report struct {
 // monitorArg marks the second process of a launch, the monitor itself.
 const monitorArg = "--monitor"
 
-// Launch starts `exe shim <bundle>` detached (a new session, stdio on
-// /dev/null, not a child of the caller) and returns once the shim has
-// created the container: the runtime's create is done, the socket
-// listens and the state is "created". On failure it returns the create
-// error, classified (errors.Is works with oci.ErrExecNotFound and the
-// errdefs classes), and nothing is left behind: no shim, no runtime
-// state, no rootfs mount.
+// Launch starts `exe shim --monitor <bundle>` detached (a new session,
+// stdio on /dev/null; the caller's child only until the caller exits,
+// reaped by a goroutine meanwhile) and returns once the shim has created
+// the container: the runtime's create is done, the socket listens and the
+// state is "created". On failure it returns the create error, classified
+// (errors.Is works with oci.ErrExecNotFound and the errdefs classes), and
+// nothing is left behind: no shim, no runtime state, no rootfs mount.
 //
 // hold, when given, is a file (the caller's lock) that the shim keeps open
 // until its launch is over: reported, or, when the report cannot reach a
@@ -117,7 +117,8 @@ func Launch(ctx context.Context, exe, bundle string, hold ...*os.File) error {
 	return nil
 }
 
-// waitGoneFor waits until pid, not our child, is gone, at most d.
+// waitGoneFor waits until pid is gone, at most d, by its pidfd (it may
+// be our child, reaped by Launch's goroutine, or not).
 func waitGoneFor(pid int, d time.Duration) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {

@@ -145,6 +145,11 @@ func ClaimExit(bundle string) error {
 	return os.WriteFile(filepath.Join(bundle, claimFile), []byte(fmt.Sprintf("%d %d\n", pid, start)), 0o600)
 }
 
+// WithdrawExitClaim gives the exit command back to the shim.
+func WithdrawExitClaim(bundle string) {
+	os.Remove(filepath.Join(bundle, claimFile))
+}
+
 // exitClaimed reports whether a live process has claimed the exit.
 func exitClaimed(bundle string) bool {
 	data, err := os.ReadFile(filepath.Join(bundle, claimFile))
