@@ -237,6 +237,7 @@ func monitorMain(ctx context.Context, bundle string) int {
 		sendReport(rep, os.Getpid(), err)
 		return 1
 	}
+	prev, prevErr := ReadState(cfg.StateDir) // put back should the launch fail
 	sv, err := s.launch(ctx)
 	if err == nil {
 		s.st.ShimPid = os.Getpid()
@@ -253,7 +254,11 @@ func monitorMain(ctx context.Context, bundle string) int {
 		if sv != nil {
 			sv.l.Close()
 			os.Remove(cfg.SocketPath)
-			os.Remove(filepath.Join(cfg.StateDir, stateFile))
+			if prevErr == nil {
+				WriteState(cfg.StateDir, prev) // the exit code, error and times it had
+			} else {
+				os.Remove(filepath.Join(cfg.StateDir, stateFile))
+			}
 		}
 		s.teardown(ctx)
 		sendReport(rep, os.Getpid(), err)
