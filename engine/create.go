@@ -129,6 +129,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Container, err
 	}
 	fail := func(err error) (*Container, error) {
 		e.removeParts(context.WithoutCancel(ctx), c)
+		e.removeAnonymousVolumes(context.WithoutCancel(ctx), c) // made for it alone
 		os.Remove(e.lockPath(c.ID))
 		return nil, err
 	}

@@ -99,6 +99,9 @@ func (e *Engine) setupMounts(ctx context.Context, c *Container, img image.Image)
 	if err != nil {
 		return err
 	}
+	// The record's mounts fill in as the volumes are made, so that a
+	// create that fails meanwhile finds the anonymous ones to remove.
+	c.Mounts = mps
 	var fill []container.MountPoint
 	for i := range mps {
 		mp := &mps[i]
@@ -118,7 +121,6 @@ func (e *Engine) setupMounts(ctx context.Context, c *Container, img image.Image)
 			fill = append(fill, *mp)
 		}
 	}
-	c.Mounts = mps
 	return e.copyUp(ctx, c, fill)
 }
 
