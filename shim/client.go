@@ -165,10 +165,7 @@ func (c *Client) Attach(ctx context.Context, o AttachOptions) (Exit, error) {
 		o.Attached()
 	}
 	if o.Stdin != nil {
-		go func() {
-			io.Copy(conn, o.Stdin)
-			conn.CloseWrite()
-		}()
+		go sendStdin(ctx, conn, o.Stdin)
 	}
 	out := func(w io.Writer, p []byte) {
 		if w != nil {
@@ -204,6 +201,31 @@ func (c *Client) Attach(ctx context.Context, o AttachOptions) (Exit, error) {
 			return Exit{}, resp.err()
 		default:
 			return Exit{}, fmt.Errorf("shim attach: frame type %d: %w", typ, errdefs.ErrUnavailable)
+		}
+	}
+}
+
+// sendStdin sends in as stdin frames, then the end of input — unless ctx
+// ends first (a detach), which leaves the container's input open.
+func sendStdin(ctx context.Context, conn *net.UnixConn, in io.Reader) {
+	buf := make([]byte, 32<<10)
+	var frame []byte
+	for {
+		n, err := in.Read(buf)
+		if ctx.Err() != nil {
+			return
+		}
+		if n > 0 {
+			frame = appendFrame(frame[:0], frameStdin, buf[:n])
+			if _, werr := conn.Write(frame); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				conn.Write(appendFrame(nil, frameStdinEOF, nil))
+			}
+			return
 		}
 	}
 }

@@ -212,11 +212,29 @@ func writeExit(c net.Conn, e Exit) {
 // StdinOnce the end of the first client's input closes the container's
 // stdin (with a tty: sends ^D, the terminal's end of input).
 func (s *shim) feedStdin(r *run, in io.Reader) {
-	_, err := io.Copy(r.io.stdin, in)
-	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrClosed) && !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) {
-		s.log.Warn("copy stdin", "err", err)
+	var buf []byte
+	ended := false
+	for {
+		typ, p, err := readFrame(in, buf)
+		if err != nil {
+			break // the client went: a detach unless it said its input ended
+		}
+		buf = p[:0]
+		if typ == frameStdinEOF {
+			ended = true
+			break
+		}
+		if typ != frameStdin {
+			continue
+		}
+		if _, err := r.io.stdin.Write(p); err != nil {
+			if !errors.Is(err, os.ErrClosed) && !errors.Is(err, unix.EPIPE) {
+				s.log.Warn("copy stdin", "err", err)
+			}
+			return
+		}
 	}
-	if !s.cfg.StdinOnce || err != nil {
+	if !s.cfg.StdinOnce || !ended {
 		return
 	}
 	s.mu.Lock()

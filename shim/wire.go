@@ -35,6 +35,10 @@ const (
 	frameStderr byte = 2
 	frameExit   byte = 3 // payload: Exit as JSON; the last frame
 	frameError  byte = 4 // payload: response as JSON; the last frame
+	// From the client: its input, and the end of its input. A client that
+	// goes without frameStdinEOF has detached: its input did not end.
+	frameStdin    byte = 5
+	frameStdinEOF byte = 6
 )
 
 // maxFrame bounds a frame's payload, against a corrupt stream.
