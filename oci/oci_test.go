@@ -310,15 +310,8 @@ func TestRunEcho(t *testing.T) {
 // TestExitCode: the exit status of init is the program's.
 func TestExitCode(t *testing.T) {
 	each(t, func(t *testing.T, r oci.Runtime) {
-		ctx := context.Background()
 		c := newContainer(t, r, nil, "sh", "-c", "exit 7")
-		pid, err := r.Create(ctx, c.id, c.bundle, [3]*os.File{}, nil)
-		if err != nil {
-			t.Fatalf("Create: %v", err)
-		}
-		if err := r.Start(ctx, c.id); err != nil {
-			t.Fatalf("Start: %v", err)
-		}
+		pid := createStarted(t, r, c)
 		if ws := wait(t, pid, 30*time.Second); !ws.Exited() || ws.ExitStatus() != 7 {
 			t.Errorf("init ended with %v, want exit 7", ws)
 		}
@@ -422,13 +415,7 @@ func TestExecTerminal(t *testing.T) {
 	each(t, func(t *testing.T, r oci.Runtime) {
 		ctx := context.Background()
 		c := newContainer(t, r, nil, "sleep", "1000")
-		pid, err := r.Create(ctx, c.id, c.bundle, [3]*os.File{}, nil)
-		if err != nil {
-			t.Fatalf("Create: %v", err)
-		}
-		if err := r.Start(ctx, c.id); err != nil {
-			t.Fatalf("Start: %v", err)
-		}
+		pid := createStarted(t, r, c)
 		ours, theirs := socketpair(t)
 		p := &specs.Process{
 			Terminal: true, Env: c.spec.Process.Env, Cwd: "/",
@@ -632,13 +619,7 @@ func TestKillAll(t *testing.T) {
 	each(t, func(t *testing.T, r oci.Runtime) {
 		ctx := context.Background()
 		c := newContainer(t, r, nil, "sh", "-c", "trap '' TERM; sleep 1000 & sleep 1000 & wait")
-		pid, err := r.Create(ctx, c.id, c.bundle, [3]*os.File{}, nil)
-		if err != nil {
-			t.Fatalf("Create: %v", err)
-		}
-		if err := r.Start(ctx, c.id); err != nil {
-			t.Fatalf("Start: %v", err)
-		}
+		pid := createStarted(t, r, c)
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			pids, err := r.Pids(ctx, c.id)
@@ -759,4 +740,18 @@ func TestNotFound(t *testing.T) {
 			t.Errorf("Delete(force) = %v, want nil", err)
 		}
 	})
+}
+
+// createStarted creates and starts c without stdio and returns init's pid.
+func createStarted(t *testing.T, r oci.Runtime, c *container) int {
+	t.Helper()
+	ctx := context.Background()
+	pid, err := r.Create(ctx, c.id, c.bundle, [3]*os.File{}, nil)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := r.Start(ctx, c.id); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	return pid
 }
