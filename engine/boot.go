@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -49,15 +48,9 @@ const (
 // container that fails is reported and the others still start; the error
 // returned is only a failure to list them.
 func (e *Engine) Boot(ctx context.Context, report func(BootResult)) error {
-	ids, err := e.containerIDs()
-	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
-	}
 	var cs []*Container
-	for _, id := range ids {
-		if c, err := e.loadContainer(id); err == nil {
-			cs = append(cs, c)
-		}
+	if err := e.eachContainer(ctx, func(c *Container) { cs = append(cs, c) }); err != nil {
+		return err
 	}
 	slices.SortStableFunc(cs, func(a, b *Container) int { return a.Created.Compare(b.Created) })
 	for _, c := range cs {

@@ -204,6 +204,27 @@ func (e *Engine) containerIDs() ([]string, error) {
 	return ids, nil
 }
 
+// eachContainer calls fn with every readable container record. A
+// record that cannot be read (being created or removed, corrupt) is
+// skipped: it is no container yet, or no more.
+func (e *Engine) eachContainer(ctx context.Context, fn func(*Container)) error {
+	ids, err := e.containerIDs()
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c, err := e.loadContainer(id)
+		if err != nil {
+			continue
+		}
+		fn(c)
+	}
+	return nil
+}
+
 // nameOwner returns the ID that holds name, or "".
 func (e *Engine) nameOwner(name string) string {
 	id, err := os.Readlink(filepath.Join(e.namesDir(), name))

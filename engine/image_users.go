@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/meta"
@@ -29,7 +28,7 @@ func (u imageUsers) any() string {
 // imageUsers finds the containers of image id.
 func (e *Engine) imageUsers(ctx context.Context, id digest.Digest) (imageUsers, error) {
 	var u imageUsers
-	err := e.eachContainerImage(ctx, func(c *Container) {
+	err := e.eachContainer(ctx, func(c *Container) {
 		if c.Image != id.String() {
 			return
 		}
@@ -47,33 +46,12 @@ func (e *Engine) imageUsers(ctx context.Context, id digest.Digest) (imageUsers, 
 // usedImages is the set of image IDs some container was made from.
 func (e *Engine) usedImages(ctx context.Context) (map[digest.Digest]bool, error) {
 	used := map[digest.Digest]bool{}
-	err := e.eachContainerImage(ctx, func(c *Container) {
+	err := e.eachContainer(ctx, func(c *Container) {
 		if d, err := digest.Parse(c.Image); err == nil {
 			used[d] = true
 		}
 	})
 	return used, err
-}
-
-// eachContainerImage calls fn with every readable container record. A
-// record that cannot be read (being removed, corrupt) is skipped: it is
-// no container to keep an image for.
-func (e *Engine) eachContainerImage(ctx context.Context, fn func(*Container)) error {
-	ids, err := e.containerIDs()
-	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
-	}
-	for _, id := range ids {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		c, err := e.loadContainer(id)
-		if err != nil {
-			continue
-		}
-		fn(c)
-	}
-	return nil
 }
 
 // refuseUntag is docker's check before removing the name the user typed

@@ -20,21 +20,14 @@ type ContainerInfo struct {
 
 // Containers lists every container, newest first, with its state.
 func (e *Engine) Containers(ctx context.Context) ([]ContainerInfo, error) {
-	ids, err := e.containerIDs()
+	out := []ContainerInfo{}
+	err := e.eachContainer(ctx, func(c *Container) {
+		if st, err := e.state(c); err == nil {
+			out = append(out, ContainerInfo{c, st})
+		}
+	})
 	if err != nil {
 		return nil, err
-	}
-	out := make([]ContainerInfo, 0, len(ids))
-	for _, id := range ids {
-		c, err := e.loadContainer(id)
-		if err != nil {
-			continue // being created or removed
-		}
-		st, err := e.state(c)
-		if err != nil {
-			continue
-		}
-		out = append(out, ContainerInfo{c, st})
 	}
 	slices.SortFunc(out, func(a, b ContainerInfo) int { return b.Created.Compare(a.Created) })
 	return out, nil

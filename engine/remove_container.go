@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/shim"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 )
 
@@ -151,24 +153,15 @@ func (e *Engine) removeAnonymousVolumes(ctx context.Context, c *Container) {
 
 // volumeUsers lists the IDs of the containers that use volume name.
 func (e *Engine) volumeUsers(ctx context.Context, name string) ([]string, error) {
-	ids, err := e.containerIDs()
-	if err != nil {
-		return nil, err
-	}
 	var users []string
-	for _, id := range ids {
-		c, err := e.loadContainer(id)
-		if err != nil {
-			continue
+	err := e.eachContainer(ctx, func(c *Container) {
+		if slices.ContainsFunc(c.Mounts, func(mp container.MountPoint) bool {
+			return mp.Type == mount.TypeVolume && mp.Name == name
+		}) {
+			users = append(users, c.ID)
 		}
-		for _, mp := range c.Mounts {
-			if mp.Type == mount.TypeVolume && mp.Name == name {
-				users = append(users, id)
-				break
-			}
-		}
-	}
-	return users, nil
+	})
+	return users, err
 }
 
 // RemoveWhenDone removes an --rm container as soon as its shim has
