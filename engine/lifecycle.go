@@ -153,38 +153,33 @@ func (e *Engine) freeze(ctx context.Context, ref string, pause bool) error {
 
 // Restart stops (as Stop) and starts a container.
 func (e *Engine) Restart(ctx context.Context, ref, signal string, timeout *int) error {
+	c, err := e.Lookup(ctx, ref)
+	if err != nil {
+		return err
+	}
 	// An --rm container is not removed by the stop of a restart (as
 	// Docker turns AutoRemove off meanwhile): this process claims the
 	// exit, so the shim's exit command stands down.
-	if c, err := e.Lookup(ctx, ref); err == nil && c.HostConfig.AutoRemove {
+	if c.HostConfig.AutoRemove {
 		shim.ClaimExit(e.bundleDir(c.ID))
 	}
 	if err := e.Stop(ctx, ref, signal, timeout); err != nil {
 		return err
 	}
-	if err := e.waitShimGone(ctx, ref); err != nil {
-		return err
-	}
+	// Start waits for the stopped shim's clean-up itself.
 	if _, err := e.Start(ctx, ctx, ref, StartOptions{}); err != nil {
 		return err
 	}
-	c, err := e.Lookup(ctx, ref)
-	if err == nil {
-		e.containerEvent(ctx, c, "restart", nil)
-	}
+	e.containerEvent(ctx, c, "restart", nil)
 	return nil
 }
 
-// waitShimGone waits until the container's shim has finished its final
+// waitShimGone waits until container id's shim has finished its final
 // clean-up (a stopped container's shim unmounts and deletes before it
-// exits), so that the container can start again.
-func (e *Engine) waitShimGone(ctx context.Context, ref string) error {
-	c, err := e.Lookup(ctx, ref)
-	if err != nil {
-		return err
-	}
+// exits), so that the container can start again or be removed.
+func (e *Engine) waitShimGone(ctx context.Context, id string) error {
 	for {
-		st, err := shim.ReadState(e.containerDir(c.ID))
+		st, err := shim.ReadState(e.containerDir(id))
 		if err != nil || !st.ShimAlive() {
 			return nil
 		}

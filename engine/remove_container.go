@@ -86,20 +86,13 @@ func (e *Engine) kill(ctx context.Context, c *Container, st shim.State) error {
 	}
 	deadline, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	for {
-		st, rerr := shim.ReadState(e.containerDir(c.ID))
-		if rerr != nil || !st.ShimAlive() {
-			return nil
+	if werr := e.waitShimGone(deadline, c.ID); werr != nil {
+		if err != nil {
+			return err
 		}
-		select {
-		case <-deadline.Done():
-			if err != nil {
-				return err
-			}
-			return deadline.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+		return werr
 	}
+	return nil
 }
 
 // removeParts deletes everything a container owns but its volumes, in an
