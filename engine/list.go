@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/shim"
@@ -93,10 +94,9 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectRes
 		data := map[string]string{}
 		for _, m := range mounts {
 			for _, o := range m.Options {
-				for _, k := range []string{"lowerdir", "upperdir", "workdir"} {
-					if v, ok := cutOption(o, k); ok {
-						data[map[string]string{"lowerdir": "LowerDir", "upperdir": "UpperDir", "workdir": "WorkDir"}[k]] = v
-					}
+				k, v, _ := strings.Cut(o, "=")
+				if name, ok := graphDriverKeys[k]; ok {
+					data[name] = v
 				}
 			}
 		}
@@ -111,12 +111,8 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectRes
 	return r, nil
 }
 
-func cutOption(o, key string) (string, bool) {
-	if len(o) > len(key) && o[:len(key)] == key && o[len(key)] == '=' {
-		return o[len(key)+1:], true
-	}
-	return "", false
-}
+// graphDriverKeys name the overlay options inspect shows in GraphDriver.
+var graphDriverKeys = map[string]string{"lowerdir": "LowerDir", "upperdir": "UpperDir", "workdir": "WorkDir"}
 
 // dockerState is Docker's State object for a shim state.
 func dockerState(st shim.State) *container.State {
