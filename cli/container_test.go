@@ -57,6 +57,9 @@ func newHost(t *testing.T) *host {
 		for _, id := range strings.Fields(out) {
 			h.run("", "rm", "-f", id)
 		}
+		// The exit commands of --rm containers and their shims write under
+		// the roots until they end; the temp dirs go only after them.
+		h.settle()
 		if b, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(b, []byte(h.runRoot)) || bytes.Contains(b, []byte(h.root+"/")) {
 			t.Errorf("mounts left under the test's roots:\n%s", grepLines(string(b), h.root, h.runRoot))
 		}
