@@ -14,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/logs"
 	bmount "github.com/berth-dev/berth/mount"
 	"github.com/berth-dev/berth/oci"
+	"github.com/berth-dev/berth/runtime/cgroup"
 	"github.com/berth-dev/berth/shim"
 	"github.com/berth-dev/berth/spec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -50,6 +51,10 @@ type AttachResult struct {
 // an attach lives on in attachCtx until the process exits or attachCtx
 // ends (a detach).
 func (e *Engine) Start(ctx, attachCtx context.Context, ref string, o StartOptions) (*Started, error) {
+	// The monitor's runtime moves init into its v1 cgroups, which waits
+	// for an RCU grace period unless one just passed: let it pass while
+	// the container is looked up and its monitor starts.
+	defer cgroup.Warm()()
 	c, err := e.Lookup(ctx, ref)
 	if err != nil {
 		return nil, err

@@ -51,6 +51,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOpts) (err error) {
 	if err := checkID(o.ID); err != nil {
 		return err
 	}
+	// On v1 the move of init into its cgroups would wait out an RCU grace
+	// period: start it now, while the bundle is read and init prepared.
+	defer cgroup.Warm()()
 	spec, bundle, rootfs, err := loadBundle(o.Bundle)
 	if err != nil {
 		return err

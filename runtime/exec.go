@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/runtime/cgroup"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -27,6 +28,7 @@ type ExecOpts struct {
 // It returns the new process's host pid once it has exec'd; the caller
 // reaps it (the runtime has made itself a subreaper for that).
 func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecOpts) (int, error) {
+	defer cgroup.Warm()() // as in Create: the move into the cgroup
 	st, err := r.load(id)
 	if err != nil {
 		return 0, err
