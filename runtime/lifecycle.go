@@ -294,6 +294,6 @@ func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
 	if err := cg.Set(withDeviceRules(&cp)); err != nil {
 		return err
 	}
-	st.Config.Linux.Resources = res
+	st.Config = &cp // a new spec: the one loaded may be shared (stateMemo)
 	return r.save(st)
 }

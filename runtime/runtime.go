@@ -17,6 +17,8 @@ type Runtime struct {
 	Root          string
 	SystemdCgroup bool // cgroupsPath is "slice:prefix:name"
 	Log           *slog.Logger
+
+	memo stateMemo // the state files this Runtime last wrote or read
 }
 
 // New returns a runtime keeping state under root, creating it if needed.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -72,10 +73,23 @@ func (r *Runtime) load(id string) (*State, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(r.dir(id), "state.json"))
+	path := filepath.Join(r.dir(id), "state.json")
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("container %s does not exist: %w", id, errdefs.ErrNotFound)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("read state of %s: %w", id, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read state of %s: %w", id, err)
+	}
+	if st := r.memo.get(path, fi); st != nil {
+		return st, nil
+	}
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return nil, fmt.Errorf("read state of %s: %w", id, err)
 	}
@@ -83,12 +97,20 @@ func (r *Runtime) load(id string) (*State, error) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("parse state of %s: %w", id, err)
 	}
+	r.memo.put(path, fi, &s)
 	return &s, nil
 }
 
-// save writes st to state.json atomically: temp file, fsync, rename.
+// save writes st to state.json atomically (temp file, rename).
 func (r *Runtime) save(st *State) error {
-	return writeFileAtomic(filepath.Join(r.dir(st.ID), "state.json"), st)
+	path := filepath.Join(r.dir(st.ID), "state.json")
+	if err := writeFileAtomic(path, st); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(path); err == nil {
+		r.memo.put(path, fi, st)
+	}
+	return nil
 }
 
 // writeFileAtomic replaces path with v (JSON, or bytes as they are) by

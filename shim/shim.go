@@ -61,33 +61,19 @@ type run struct {
 
 // loadConfig reads bundle/shim.json and the process of bundle/config.json.
 func loadConfig(bundle string) (Config, *specs.Process, error) {
-	var cfg Config
-	data, err := os.ReadFile(filepath.Join(bundle, "shim.json"))
+	cfg, err := readShimConfig(bundle)
 	if err != nil {
-		return cfg, nil, fmt.Errorf("read shim config: %w", err)
-	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return cfg, nil, fmt.Errorf("decode shim config: %v: %w", err, errdefs.ErrInvalidArgument)
-	}
-	if cfg.Bundle == "" {
-		cfg.Bundle = bundle
-	}
-	if cfg.ID == "" || cfg.StateDir == "" || cfg.SocketPath == "" {
-		return cfg, nil, fmt.Errorf("shim config needs ID, StateDir and SocketPath: %w", errdefs.ErrInvalidArgument)
-	}
-	if _, err := restartPolicy(cfg.Restart); err != nil {
 		return cfg, nil, err
 	}
-	if cfg.StopSignal != "" {
-		if _, err := parseSignal(cfg.StopSignal); err != nil {
-			return cfg, nil, err
-		}
-	}
-	data, err = os.ReadFile(filepath.Join(cfg.Bundle, "config.json"))
+	data, err := os.ReadFile(filepath.Join(cfg.Bundle, "config.json"))
 	if err != nil {
 		return cfg, nil, fmt.Errorf("read runtime spec: %w", err)
 	}
-	var spec specs.Spec
+	// Only the process: decoding the whole spec (its seccomp profile
+	// above all) was the monitor's largest cost at start.
+	var spec struct {
+		Process *specs.Process `json:"process"`
+	}
 	if err := json.Unmarshal(data, &spec); err != nil {
 		return cfg, nil, fmt.Errorf("decode runtime spec: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
@@ -95,6 +81,33 @@ func loadConfig(bundle string) (Config, *specs.Process, error) {
 		return cfg, nil, fmt.Errorf("runtime spec has no process: %w", errdefs.ErrInvalidArgument)
 	}
 	return cfg, spec.Process, nil
+}
+
+// readShimConfig reads and checks the bundle's shim.json.
+func readShimConfig(bundle string) (Config, error) {
+	var cfg Config
+	data, err := os.ReadFile(filepath.Join(bundle, "shim.json"))
+	if err != nil {
+		return cfg, fmt.Errorf("read shim config: %w", err)
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("decode shim config: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if cfg.Bundle == "" {
+		cfg.Bundle = bundle
+	}
+	if cfg.ID == "" || cfg.StateDir == "" || cfg.SocketPath == "" {
+		return cfg, fmt.Errorf("shim config needs ID, StateDir and SocketPath: %w", errdefs.ErrInvalidArgument)
+	}
+	if _, err := restartPolicy(cfg.Restart); err != nil {
+		return cfg, err
+	}
+	if cfg.StopSignal != "" {
+		if _, err := parseSignal(cfg.StopSignal); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
 }
 
 func restartPolicy(p RestartPolicy) (string, error) {
@@ -320,10 +333,8 @@ func (s *shim) exited(ctx context.Context, r *run, ws unix.WaitStatus) (bool, ti
 func (s *shim) shouldRestart(code int, ran time.Duration) (bool, time.Duration) {
 	// `update --restart` rewrites shim.json: the policy in force is the
 	// one there now.
-	if cfg, _, err := loadConfig(s.cfg.Bundle); err == nil {
-		if _, err := restartPolicy(cfg.Restart); err == nil {
-			s.cfg.Restart = cfg.Restart
-		}
+	if cfg, err := readShimConfig(s.cfg.Bundle); err == nil {
+		s.cfg.Restart = cfg.Restart
 	}
 	if ran >= 10*time.Second {
 		s.backoff = 0
