@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,5 +45,30 @@ func TestStopStart(t *testing.T) {
 		if out := h.ok("exec", "stopstart", "echo", "up"); out != "up\n" {
 			t.Fatalf("round %d: exec printed %q", i, out)
 		}
+	}
+}
+
+// TestRemovalInProgress: a container whose rm was cut short shows as
+// Docker shows it (ps "Removal In Progress", State.Status "removing"),
+// cannot start, and the next rm finishes it.
+func TestRemovalInProgress(t *testing.T) {
+	h := newHost(t)
+	id := strings.TrimSpace(h.ok("create", "--name", "half", "busybox", "true"))
+	// What RemoveContainer leaves first, before it deletes anything.
+	if err := os.WriteFile(filepath.Join(h.root, "containers", id, "removing"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := h.ok("ps", "-a", "--format", "{{.Names}} {{.Status}}"); strings.TrimSpace(out) != "half Removal In Progress" {
+		t.Fatalf("ps: %q", out)
+	}
+	if st := h.state("half"); st["Status"] != "removing" {
+		t.Fatalf("State.Status %v", st["Status"])
+	}
+	if _, errs, code := h.run("", "start", "half"); code == 0 || !strings.Contains(errs, "marked for removal") {
+		t.Fatalf("start: exit %d: %s", code, errs)
+	}
+	h.ok("rm", "half")
+	if _, _, code := h.run("", "inspect", "half"); code == 0 {
+		t.Fatal("the container is still there after rm")
 	}
 }

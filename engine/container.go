@@ -62,6 +62,10 @@ const (
 	// creatingFile marks a container that Create has not finished: it
 	// does not exist yet, and if its creator died, ps sweeps it away.
 	creatingFile = "creating"
+	// removingFile marks a container that rm has begun to remove (State
+	// "removing"): an empty file, cheaper to make and delete than a new
+	// state.json.
+	removingFile = "removing"
 )
 
 func (e *Engine) containersDir() string         { return filepath.Join(e.root, "containers") }

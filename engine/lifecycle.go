@@ -183,10 +183,8 @@ func (e *Engine) waitShimGone(ctx context.Context, id string) error {
 		if err != nil || !st.ShimAlive() {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+		if err := st.WaitGone(ctx); err != nil {
+			return err
 		}
 	}
 }

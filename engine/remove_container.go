@@ -59,9 +59,7 @@ func (e *Engine) RemoveContainer(ctx context.Context, ref string, o RemoveOption
 			}
 		}
 	}
-	st, _ = shim.ReadState(e.containerDir(c.ID))
-	st.Status = "removing"
-	shim.WriteState(e.containerDir(c.ID), st)
+	os.WriteFile(filepath.Join(e.containerDir(c.ID), removingFile), nil, 0o600)
 	if err := e.removeParts(ctx, c); err != nil {
 		return err
 	}
@@ -169,10 +167,8 @@ func (e *Engine) RemoveWhenDone(ctx context.Context, id string) error {
 		if err != nil || !st.ShimAlive() || st.Status != shim.StatusExited {
 			break
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(2 * time.Millisecond):
+		if err := st.WaitGone(ctx); err != nil {
+			return err
 		}
 	}
 	err := e.RemoveContainer(ctx, id, RemoveOptions{Force: true, Volumes: true})

@@ -415,6 +415,10 @@ func (e *Engine) state(c *Container) (shim.State, error) {
 	if err != nil {
 		return st, err
 	}
+	if _, err := os.Lstat(filepath.Join(e.containerDir(c.ID), removingFile)); err == nil {
+		st.Status = "removing"
+		return st, nil
+	}
 	switch st.Status {
 	case "running", "paused", "restarting":
 		if !st.ShimAlive() {

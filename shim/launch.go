@@ -277,12 +277,19 @@ func monitorMain(ctx context.Context, bundle string) int {
 	sv.close(5 * time.Second)
 	os.Remove(cfg.SocketPath)
 	s.teardown(ctx)
-	s.mu.Lock()
-	s.st.ShimPid, s.st.ShimStart = 0, 0
-	s.saveLocked()
-	s.mu.Unlock()
+	due := s.exitCommandDue()
+	if due {
+		// The exit command (`berth rm`) must find the shim gone; anyone
+		// else tells a dead shim by its pid and start time.
+		s.mu.Lock()
+		s.st.ShimPid, s.st.ShimStart = 0, 0
+		s.saveLocked()
+		s.mu.Unlock()
+	}
 	log.Info("container exited", "id", cfg.ID, "code", s.st.ExitCode)
-	s.runExitCommand()
+	if due {
+		s.runExitCommand()
+	}
 	return 0
 }
 
@@ -303,16 +310,22 @@ func (s *shim) launch(ctx context.Context) (*server, error) {
 	return &server{s: s, l: l}, nil
 }
 
+// exitCommandDue says whether the exit command is to run: there is one,
+// and the engine has neither removed the container already nor claimed
+// its removal (run --rm's own command).
+func (s *shim) exitCommandDue() bool {
+	if len(s.cfg.ExitCommand) == 0 {
+		return false
+	}
+	_, err := os.Stat(s.cfg.StateDir)
+	return !errors.Is(err, fs.ErrNotExist) && !exitClaimed(s.cfg.Bundle)
+}
+
 // exitCommandTimeout bounds the exit command.
 const exitCommandTimeout = 30 * time.Second
 
+// runExitCommand runs the exit command and waits for it.
 func (s *shim) runExitCommand() {
-	if len(s.cfg.ExitCommand) == 0 {
-		return
-	}
-	if _, err := os.Stat(s.cfg.StateDir); errors.Is(err, fs.ErrNotExist) || exitClaimed(s.cfg.Bundle) {
-		return // the engine removed the container already, or will (run --rm's own command)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), exitCommandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.cfg.ExitCommand[0], s.cfg.ExitCommand[1:]...)

@@ -168,7 +168,7 @@ func (c *ctr) waitState(what string, d time.Duration, ok func(shim.State) bool) 
 // the shim gone.
 func (c *ctr) waitFinal() shim.State {
 	c.t.Helper()
-	st := c.waitState("final exit", time.Minute, func(st shim.State) bool { return st.Status == shim.StatusExited && st.ShimPid == 0 })
+	st := c.waitState("final exit", time.Minute, func(st shim.State) bool { return st.Status == shim.StatusExited && !st.ShimAlive() })
 	return st
 }
 

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,7 @@ type shim struct {
 
 	mu       sync.Mutex
 	st       State
+	saved    []byte // st as this shim last wrote it
 	cur      *run
 	lastExit *Exit
 	waiters  map[chan Exit]struct{}
@@ -262,10 +264,22 @@ func startFailureCode(err error) int {
 }
 
 // saveLocked writes the state; s.mu is held.
+// A state the same as the one last written is not written again: each
+// write replaces a file, which costs a block discard on some disks.
 func (s *shim) saveLocked() {
-	if err := WriteState(s.cfg.StateDir, s.st); err != nil {
-		s.log.Error("write state", "err", err)
+	data, err := json.Marshal(s.st)
+	if err == nil && bytes.Equal(data, s.saved) {
+		return
 	}
+	if err == nil {
+		err = writeState(s.cfg.StateDir, data)
+	}
+	if err != nil {
+		s.log.Error("write state", "err", err)
+		s.saved = nil
+		return
+	}
+	s.saved = data
 }
 
 // outputGrace bounds the wait for a dead process's output to drain: a

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/runtime"
+	"golang.org/x/sys/unix"
 )
 
 // The statuses of State.Status, Docker's names.
@@ -90,6 +92,11 @@ func WriteState(dir string, st State) error {
 	if err != nil {
 		return fmt.Errorf("encode shim state: %w", err)
 	}
+	return writeState(dir, data)
+}
+
+// writeState writes the encoded state data to dir/state.json atomically.
+func writeState(dir string, data []byte) error {
 	f, err := os.CreateTemp(dir, ".state-*")
 	if err != nil {
 		return fmt.Errorf("write shim state: %w", err)
@@ -123,6 +130,34 @@ func (s State) ShimAlive() bool {
 	}
 	start, err := procStart(s.ShimPid)
 	return err == nil && start == s.ShimStart
+}
+
+// WaitGone waits until the shim that wrote s has exited, or ctx ends.
+// It watches the shim's pidfd: no polling, so a waiter learns of the end
+// at once.
+func (s State) WaitGone(ctx context.Context) error {
+	if s.ShimPid <= 0 {
+		return nil
+	}
+	fd, err := unix.PidfdOpen(s.ShimPid, 0)
+	if err != nil {
+		return nil // gone already
+	}
+	defer unix.Close(fd)
+	if !s.ShimAlive() {
+		return nil // the pid names another process now
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// In slices, to notice ctx.
+		n, err := unix.Poll(fds, 50)
+		if n > 0 || err != nil && err != unix.EINTR {
+			return nil
+		}
+	}
 }
 
 // procStart names one process for good with its pid: its start time.
