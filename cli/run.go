@@ -52,6 +52,9 @@ func runCmd(g *globals) *cobra.Command {
 			}
 			defer e.Close()
 			ctx := cmd.Context()
+			// The container's monitor starts while the container is made.
+			mon := e.PrestartMonitor()
+			defer mon.Close()
 			c, err := createContainer(ctx, g, e, cs, cmd.ErrOrStderr())
 			if err != nil {
 				return statusError{125, withHelp(cmd, err)}
@@ -60,7 +63,7 @@ func runCmd(g *globals) *cobra.Command {
 				// docker prints the ID as the container starts, whether
 				// it starts or not.
 				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
-				if _, err := e.Start(ctx, ctx, c.ID, engine.StartOptions{}); err != nil {
+				if _, err := e.Start(ctx, ctx, c.ID, engine.StartOptions{Monitor: mon}); err != nil {
 					if cs.HostConfig.AutoRemove {
 						e.RemoveContainer(context.WithoutCancel(ctx), c.ID, engine.RemoveOptions{Force: true, Volumes: true})
 					}
@@ -71,6 +74,7 @@ func runCmd(g *globals) *cobra.Command {
 			code, err := attachAndStart(ctx, e, c, attachFlags{
 				stdin: cs.Config.AttachStdin, stdout: cs.Config.AttachStdout, stderr: cs.Config.AttachStderr,
 				sigProxy: sigProxy && !cs.Config.Tty, keys: keys, start: true, removeAfter: cs.HostConfig.AutoRemove,
+				monitor: mon,
 			}, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			var se statusError
 			var sf startFailure
@@ -231,8 +235,9 @@ type attachFlags struct {
 	stdin, stdout, stderr bool
 	sigProxy              bool
 	keys                  []byte
-	start                 bool // start the container once attached (run, start -a)
-	removeAfter           bool // run --rm: this command removes the container after its exit
+	start                 bool          // start the container once attached (run, start -a)
+	removeAfter           bool          // run --rm: this command removes the container after its exit
+	monitor               *shim.Monitor // started ahead for the start (run), or nil
 }
 
 // attachAndStart attaches the terminal's streams to c (starting it when
@@ -274,7 +279,7 @@ func attachAndStart(ctx context.Context, e *engine.Engine, c *engine.Container, 
 	}
 	var res <-chan engine.AttachResult
 	if f.start {
-		started, err := e.Start(ctx, attachCtx, c.ID, engine.StartOptions{Attach: o, RemoveAfter: f.removeAfter})
+		started, err := e.Start(ctx, attachCtx, c.ID, engine.StartOptions{Attach: o, RemoveAfter: f.removeAfter, Monitor: f.monitor})
 		if err != nil {
 			return 0, statusError{engine.ExitCodeOf(err), startFailure{err}}
 		}

@@ -29,6 +29,21 @@ type StartOptions struct {
 	// (RemoveWhenDone) once it has exited; the shim's exit command then
 	// does nothing unless the caller is gone by then.
 	RemoveAfter bool
+	// Monitor, when set, is the monitor to launch the container on,
+	// started ahead by PrestartMonitor; Start sends it away if unused.
+	Monitor *shim.Monitor
+}
+
+// PrestartMonitor starts a container monitor ahead of Start, for a caller
+// that will start a container it is still preparing (run): the monitor's
+// process start then overlaps the preparation. Nil when it cannot start;
+// Start launches one itself then.
+func (e *Engine) PrestartMonitor() *shim.Monitor {
+	m, err := shim.Prestart(e.exe)
+	if err != nil {
+		return nil
+	}
+	return m
 }
 
 // Started is a container Start has started.
@@ -55,6 +70,7 @@ func (e *Engine) Start(ctx, attachCtx context.Context, ref string, o StartOption
 	// for an RCU grace period unless one just passed: let it pass while
 	// the container is looked up and its monitor starts.
 	defer cgroup.Warm()()
+	defer o.Monitor.Close()
 	c, err := e.Lookup(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -107,7 +123,11 @@ func (e *Engine) Start(ctx, attachCtx context.Context, ref string, o StartOption
 				e.log.WarnContext(ctx, "claim the exit", "err", err)
 			}
 		}
-		if err := shim.Launch(ctx, e.exe, e.bundleDir(c.ID), l.f); err != nil {
+		launch := func() error { return shim.Launch(ctx, e.exe, e.bundleDir(c.ID), l.f) }
+		if o.Monitor != nil {
+			launch = func() error { return o.Monitor.Launch(ctx, e.bundleDir(c.ID), l.f) }
+		}
+		if err := launch(); err != nil {
 			e.recordStartError(c, st, err)
 			e.cleanupStale(ctx, c)
 			return nil, startError(err)

@@ -1,12 +1,10 @@
 package shim
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -18,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/berth-dev/berth/errdefs"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,82 +36,18 @@ type report struct {
 // monitorArg marks the second process of a launch, the monitor itself.
 const monitorArg = "--monitor"
 
-// Launch starts `exe shim --monitor <bundle>` detached (a new session,
-// stdio on /dev/null; the caller's child only until the caller exits,
-// reaped by a goroutine meanwhile) and returns once the shim has created
-// the container: the runtime's create is done, the socket listens and the
-// state is "created". On failure it returns the create error, classified
-// (errors.Is works with oci.ErrExecNotFound and the errdefs classes), and
-// nothing is left behind: no shim, no runtime state, no rootfs mount.
-//
-// hold, when given, is a file (the caller's lock) that the shim keeps open
-// until its launch is over: reported, or, when the report cannot reach a
-// caller that died meanwhile, torn down. A lock on it thus outlasts a
-// caller killed during the launch for as long as the launch has effects.
+// Launch starts a monitor (Prestart) and has it create the container of
+// bundle (Monitor.Launch), holding hold[0] if given through the launch.
 func Launch(ctx context.Context, exe, bundle string, hold ...*os.File) error {
-	bundle, err := filepath.Abs(bundle)
+	m, err := Prestart(exe)
 	if err != nil {
-		return fmt.Errorf("launch shim: %w", err)
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return fmt.Errorf("launch shim: %w", err)
-	}
-	defer r.Close()
-	var held *os.File
-	if len(hold) > 0 {
-		held = hold[0]
-	} else {
-		if held, err = os.Open(os.DevNull); err != nil {
-			w.Close()
-			return fmt.Errorf("launch shim: %w", err)
-		}
-		defer held.Close()
-	}
-	// The monitor starts directly, in a session of its own: one Go
-	// process start less than going through `berth shim`. It is our
-	// child until we exit (a goroutine reaps it if it ends first), then
-	// init's or a subreaper's.
-	cmd := exec.Command(exe, "shim", monitorArg, bundle)
-	cmd.Args[0] = "berth"
-	cmd.Dir = "/"
-	cmd.ExtraFiles = []*os.File{w, held}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		return fmt.Errorf("launch shim: %w", err)
-	}
-	go cmd.Wait()
-	type result struct {
-		data []byte
-		err  error
-	}
-	got := make(chan result, 1)
-	go func() {
-		data, err := io.ReadAll(io.LimitReader(r, 1<<16))
-		got <- result{data, err}
-	}()
-	var res result
-	select {
-	case res = <-got:
-	case <-ctx.Done():
-		// Closing our end makes the shim's report fail, and a shim
-		// that cannot report takes everything down again.
-		r.Close()
-		return ctx.Err()
-	}
-	var rep report
-	if err := json.Unmarshal(bytes.TrimSpace(res.data), &rep); err != nil {
-		return fmt.Errorf("shim for %s exited without reporting: %w", bundle, errdefs.ErrUnavailable)
-	}
-	if err := rep.err(); err != nil {
-		if rep.Pid > 0 {
-			waitGoneFor(rep.Pid, 10*time.Second)
-		}
 		return err
 	}
-	return nil
+	var h *os.File
+	if len(hold) > 0 {
+		h = hold[0]
+	}
+	return m.Launch(ctx, bundle, h)
 }
 
 // waitGoneFor waits until pid is gone, at most d, by its pidfd (it may
@@ -207,7 +140,10 @@ func monitorMain(ctx context.Context, bundle string) int {
 	rep := os.NewFile(reportFD, "report")
 	unix.CloseOnExec(reportFD)
 	// hold is closed once the launch is over (or with the process).
-	hold := heldFile()
+	var hold *os.File
+	if bundle != prestartArg {
+		hold = heldFile()
+	}
 	// The terminal's and the launcher's signals are not ours to die of;
 	// handling them (rather than ignoring them) keeps the container's
 	// processes from inheriting SIG_IGN.
@@ -223,6 +159,13 @@ func monitorMain(ctx context.Context, bundle string) int {
 	}
 	go reapOrphans()
 
+	if bundle == prestartArg {
+		// Started ahead (Prestart): the bundle comes once it is written.
+		var err error
+		if bundle, hold, err = awaitLaunch(); err != nil {
+			return 0 // not needed after all, or the launcher is gone
+		}
+	}
 	cfg, process, err := loadConfig(bundle)
 	if err != nil {
 		sendReport(rep, os.Getpid(), err)

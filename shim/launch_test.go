@@ -305,3 +305,55 @@ func writeConfig(t *testing.T, cfg shim.Config) {
 		t.Fatal(err)
 	}
 }
+
+// TestPrestart: a monitor started ahead of its bundle creates the
+// container once launched, launches once, and one sent away (Close)
+// exits without a trace.
+func TestPrestart(t *testing.T) {
+	cfg := config(t, nil, "sh", "-c", "echo prestarted")
+	m, err := shim.Prestart(berth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the bundle comes later than the process
+	writeConfig(t, cfg)
+	ctx := ctxT(t, time.Minute)
+	if err := m.Launch(ctx, cfg.Bundle, nil); err != nil {
+		t.Fatalf("launch: %v", err)
+	}
+	c := &ctr{t: t, cfg: cfg}
+	t.Cleanup(c.cleanup)
+	if c.c, err = shim.Dial(ctx, cfg.SocketPath); err != nil {
+		t.Fatal(err)
+	}
+	var out buffer
+	if r := <-c.attachStart(ctx, shim.AttachOptions{Stdout: &out}); r.err != nil || r.exit.Code != 0 || out.String() != "prestarted\n" {
+		t.Fatalf("attach: %+v %q", r, out.String())
+	}
+	c.waitFinal()
+	if err := m.Launch(ctx, cfg.Bundle, nil); err == nil {
+		t.Fatal("a second launch on one monitor succeeded")
+	}
+
+	unused, err := shim.Prestart(berth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := unused.Pid()
+	time.Sleep(50 * time.Millisecond)
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || strings.Contains(string(b), ") Z ") {
+		t.Fatalf("the unused monitor did not wait for its bundle: %s %v", b, err)
+	}
+	unused.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("monitor %d still runs after Close: %s", pid, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
