@@ -53,7 +53,8 @@ func runCmd(g *globals) *cobra.Command {
 			defer e.Close()
 			ctx := cmd.Context()
 			// The container's monitor starts while the container is made.
-			mon := e.PrestartMonitor()
+			var mon *shim.Monitor
+			cs.ID, mon = e.PrestartMonitor()
 			defer mon.Close()
 			c, err := createContainer(ctx, g, e, cs, cmd.ErrOrStderr())
 			if err != nil {
@@ -178,7 +179,7 @@ func createContainer(ctx context.Context, g *globals, e *engine.Engine, cs *cont
 			return nil, err
 		}
 	}
-	req := engine.CreateRequest{Name: cs.Name, Config: cs.Config, HostConfig: cs.HostConfig}
+	req := engine.CreateRequest{ID: cs.ID, Name: cs.Name, Config: cs.Config, HostConfig: cs.HostConfig}
 	c, err := e.Create(ctx, req)
 	if errdefs.IsNotFound(err) && strings.HasPrefix(err.Error(), "No such image") && cs.Pull != "never" && cs.Pull != "always" {
 		// ref.Parse gives a name without a tag docker's default

@@ -191,6 +191,7 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 
 // containerSpec is one parsed request of `berth create` or `berth run`.
 type containerSpec struct {
+	ID         string // chosen ahead (run), or empty
 	Name       string
 	Config     *container.Config
 	HostConfig *container.HostConfig

@@ -91,6 +91,9 @@ func newID() string {
 	}
 }
 
+// validID is the shape of the IDs newID makes.
+var validID = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
 var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
 // checkName validates a container name as Docker does.

@@ -21,6 +21,9 @@ import (
 // CreateRequest is what `create` and `run` ask for: Docker's API types, as
 // dockerd receives them.
 type CreateRequest struct {
+	// ID is the container's ID when chosen ahead (PrestartMonitor); empty
+	// for a new one.
+	ID         string
 	Name       string
 	Config     *container.Config
 	HostConfig *container.HostConfig
@@ -51,6 +54,14 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Container, err
 			return nil, err
 		}
 	}
+	id := req.ID
+	if id == "" {
+		id = newID()
+	} else if !validID.MatchString(id) {
+		return nil, errorf(errdefs.ErrInvalidArgument, "invalid container ID %q", id)
+	} else if _, err := os.Lstat(e.containerDir(id)); err == nil {
+		return nil, errorf(errdefs.ErrConflict, "container ID %s is in use", id)
+	}
 	rec, err := e.FindImage(ctx, req.Config.Image)
 	if err != nil {
 		return nil, err
@@ -63,7 +74,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Container, err
 		return nil, errorf(errdefs.ErrInvalidArgument, "image %s has no layers", req.Config.Image)
 	}
 	c := &Container{
-		ID:         newID(),
+		ID:         id,
 		Created:    time.Now().UTC(),
 		Image:      img.ID().String(),
 		Config:     req.Config,

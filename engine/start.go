@@ -34,16 +34,18 @@ type StartOptions struct {
 	Monitor *shim.Monitor
 }
 
-// PrestartMonitor starts a container monitor ahead of Start, for a caller
-// that will start a container it is still preparing (run): the monitor's
-// process start then overlaps the preparation. Nil when it cannot start;
-// Start launches one itself then.
-func (e *Engine) PrestartMonitor() *shim.Monitor {
-	m, err := shim.Prestart(e.exe)
+// PrestartMonitor chooses the ID of a container still to be created
+// (CreateRequest.ID) and starts its monitor ahead of Start (StartOptions
+// .Monitor), for a caller that will create and start it at once (run):
+// the monitor's process start then overlaps the creation. The monitor is
+// nil when it cannot start; Start launches one itself then.
+func (e *Engine) PrestartMonitor() (id string, m *shim.Monitor) {
+	id = newID()
+	m, err := shim.Prestart(e.exe, e.bundleDir(id))
 	if err != nil {
-		return nil
+		return id, nil
 	}
-	return m
+	return id, m
 }
 
 // Started is a container Start has started.
@@ -123,11 +125,13 @@ func (e *Engine) Start(ctx, attachCtx context.Context, ref string, o StartOption
 				e.log.WarnContext(ctx, "claim the exit", "err", err)
 			}
 		}
-		launch := func() error { return shim.Launch(ctx, e.exe, e.bundleDir(c.ID), l.f) }
-		if o.Monitor != nil {
-			launch = func() error { return o.Monitor.Launch(ctx, e.bundleDir(c.ID), l.f) }
+		var err error
+		if o.Monitor != nil && o.Monitor.Bundle() == e.bundleDir(c.ID) {
+			err = o.Monitor.Launch(ctx, l.f)
+		} else {
+			err = shim.Launch(ctx, e.exe, e.bundleDir(c.ID), l.f)
 		}
-		if err := launch(); err != nil {
+		if err != nil {
 			e.recordStartError(c, st, err)
 			e.cleanupStale(ctx, c)
 			return nil, startError(err)

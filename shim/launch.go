@@ -39,7 +39,7 @@ const monitorArg = "--monitor"
 // Launch starts a monitor (Prestart) and has it create the container of
 // bundle (Monitor.Launch), holding hold[0] if given through the launch.
 func Launch(ctx context.Context, exe, bundle string, hold ...*os.File) error {
-	m, err := Prestart(exe)
+	m, err := Prestart(exe, bundle)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func Launch(ctx context.Context, exe, bundle string, hold ...*os.File) error {
 	if len(hold) > 0 {
 		h = hold[0]
 	}
-	return m.Launch(ctx, bundle, h)
+	return m.Launch(ctx, h)
 }
 
 // waitGoneFor waits until pid is gone, at most d, by its pidfd (it may
@@ -77,7 +77,10 @@ func waitGoneFor(pid int, d time.Duration) {
 // container until its final exit.
 func Main(ctx context.Context, args []string) int {
 	if len(args) == 2 && args[0] == monitorArg {
-		return monitorMain(ctx, args[1])
+		return monitorMain(ctx, args[1], false)
+	}
+	if len(args) == 3 && args[0] == monitorArg && args[1] == prestartArg {
+		return monitorMain(ctx, args[2], true)
 	}
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: berth shim <bundle>")
@@ -135,13 +138,13 @@ func freeStartup() {
 	time.AfterFunc(2*time.Second, debug.FreeOSMemory)
 }
 
-func monitorMain(ctx context.Context, bundle string) int {
+func monitorMain(ctx context.Context, bundle string, prestarted bool) int {
 	tune()
 	rep := os.NewFile(reportFD, "report")
 	unix.CloseOnExec(reportFD)
 	// hold is closed once the launch is over (or with the process).
 	var hold *os.File
-	if bundle != prestartArg {
+	if !prestarted {
 		hold = heldFile()
 	}
 	// The terminal's and the launcher's signals are not ours to die of;
@@ -159,10 +162,10 @@ func monitorMain(ctx context.Context, bundle string) int {
 	}
 	go reapOrphans()
 
-	if bundle == prestartArg {
-		// Started ahead (Prestart): the bundle comes once it is written.
+	if prestarted {
+		// Started ahead (Prestart): go once the bundle is written.
 		var err error
-		if bundle, hold, err = awaitLaunch(); err != nil {
+		if hold, err = awaitLaunch(); err != nil {
 			return 0 // not needed after all, or the launcher is gone
 		}
 	}

@@ -311,14 +311,14 @@ func writeConfig(t *testing.T, cfg shim.Config) {
 // exits without a trace.
 func TestPrestart(t *testing.T) {
 	cfg := config(t, nil, "sh", "-c", "echo prestarted")
-	m, err := shim.Prestart(berth)
+	m, err := shim.Prestart(berth, cfg.Bundle)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // the bundle comes later than the process
+	time.Sleep(50 * time.Millisecond) // the bundle is written after the process starts
 	writeConfig(t, cfg)
 	ctx := ctxT(t, time.Minute)
-	if err := m.Launch(ctx, cfg.Bundle, nil); err != nil {
+	if err := m.Launch(ctx, nil); err != nil {
 		t.Fatalf("launch: %v", err)
 	}
 	c := &ctr{t: t, cfg: cfg}
@@ -331,11 +331,11 @@ func TestPrestart(t *testing.T) {
 		t.Fatalf("attach: %+v %q", r, out.String())
 	}
 	c.waitFinal()
-	if err := m.Launch(ctx, cfg.Bundle, nil); err == nil {
+	if err := m.Launch(ctx, nil); err == nil {
 		t.Fatal("a second launch on one monitor succeeded")
 	}
 
-	unused, err := shim.Prestart(berth)
+	unused, err := shim.Prestart(berth, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

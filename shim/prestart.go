@@ -18,31 +18,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// prestartArg stands for the bundle of a monitor started ahead of it: the
-// bundle comes on controlFD.
-const prestartArg = "-"
+// prestartArg marks a monitor started ahead of its bundle: it waits on
+// controlFD for the word to go.
+const prestartArg = "--prestarted"
 
 // controlFD is, in a monitor started ahead, the socket on which Launch
-// sends the bundle's path and the file to hold (as SCM_RIGHTS). It takes
-// holdFD's place, the hold coming on it.
+// says go, with the file to hold (as SCM_RIGHTS). It takes holdFD's
+// place, the hold coming on it.
 const controlFD = holdFD
 
 // Monitor is a monitor process started before its container's bundle is
 // written (Prestart), so that its process start, a Go runtime's, overlaps
 // the caller's preparation of the container instead of following it. It
-// waits until Launch gives it the bundle, or exits when Close (or the
-// caller's exit) ends the wait.
+// waits until Launch says go, or exits when Close (or the caller's exit)
+// ends the wait.
 type Monitor struct {
+	bundle  string
 	cmd     *exec.Cmd
 	report  *os.File // the read end of the report pipe
 	control *os.File // our end of the control socket
 	once    sync.Once
 }
 
-// Prestart starts `exe shim --monitor -` detached (a new session, stdio on
-// /dev/null; the caller's child until the caller exits, reaped by a
-// goroutine meanwhile). Launch then hands it a bundle; Close sends it away.
-func Prestart(exe string) (*Monitor, error) {
+// Prestart starts `exe shim --monitor --prestarted bundle` detached (a new
+// session, stdio on /dev/null; the caller's child until the caller exits,
+// reaped by a goroutine meanwhile) for a bundle that is still to be
+// written. Launch then sets it going; Close sends it away.
+func Prestart(exe, bundle string) (*Monitor, error) {
+	bundle, err := filepath.Abs(bundle)
+	if err != nil {
+		return nil, fmt.Errorf("launch shim: %w", err)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("launch shim: %w", err)
@@ -57,7 +63,7 @@ func Prestart(exe string) (*Monitor, error) {
 	defer theirs.Close()
 	// The monitor starts directly, in a session of its own: one Go
 	// process start less than going through `berth shim`.
-	cmd := exec.Command(exe, "shim", monitorArg, prestartArg)
+	cmd := exec.Command(exe, "shim", monitorArg, prestartArg, bundle)
 	cmd.Args[0] = "berth"
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{w, theirs} // reportFD, controlFD
@@ -68,8 +74,11 @@ func Prestart(exe string) (*Monitor, error) {
 		return nil, fmt.Errorf("launch shim: %w", err)
 	}
 	go cmd.Wait()
-	return &Monitor{cmd: cmd, report: r, control: ours}, nil
+	return &Monitor{bundle: bundle, cmd: cmd, report: r, control: ours}, nil
 }
+
+// Bundle is the bundle the monitor is for.
+func (m *Monitor) Bundle() string { return m.bundle }
 
 // Pid is the monitor's process id.
 func (m *Monitor) Pid() int { return m.cmd.Process.Pid }
@@ -86,8 +95,8 @@ func (m *Monitor) Close() {
 	})
 }
 
-// Launch has the monitor create the container of bundle and returns once
-// it has: the runtime's create is done, the socket listens and the state
+// Launch has the monitor create the container of its bundle, which must
+// be written by now, and returns once it has: the runtime's create is done, the socket listens and the state
 // is "created". On failure it returns the create error, classified
 // (errors.Is works with oci.ErrExecNotFound and the errdefs classes), and
 // nothing is left behind: no shim, no runtime state, no rootfs mount.
@@ -97,24 +106,19 @@ func (m *Monitor) Close() {
 // reach a caller that died meanwhile, torn down. A lock on it thus
 // outlasts a caller killed during the launch for as long as the launch
 // has effects. A Monitor launches once.
-func (m *Monitor) Launch(ctx context.Context, bundle string, hold *os.File) error {
+func (m *Monitor) Launch(ctx context.Context, hold *os.File) error {
 	launched := false
 	m.once.Do(func() { launched = true })
 	if !launched {
 		return fmt.Errorf("launch shim: monitor already used: %w", errdefs.ErrFailedPrecondition)
 	}
 	defer m.report.Close()
-	bundle, err := filepath.Abs(bundle)
-	if err != nil {
-		m.control.Close()
-		return fmt.Errorf("launch shim: %w", err)
-	}
 	var rights []byte
 	if hold != nil {
 		rights = unix.UnixRights(int(hold.Fd()))
 	}
 	// A monitor that died early has left its report; read it either way.
-	err = unix.Sendmsg(int(m.control.Fd()), []byte(bundle), rights, nil, 0)
+	err := unix.Sendmsg(int(m.control.Fd()), []byte("go"), rights, nil, 0)
 	m.control.Close()
 	if err != nil && !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNREFUSED) {
 		return fmt.Errorf("launch shim: %w", err)
@@ -139,7 +143,7 @@ func (m *Monitor) Launch(ctx context.Context, bundle string, hold *os.File) erro
 	}
 	var rep report
 	if err := json.Unmarshal(bytes.TrimSpace(res.data), &rep); err != nil {
-		return fmt.Errorf("shim for %s exited without reporting: %w", bundle, errdefs.ErrUnavailable)
+		return fmt.Errorf("shim for %s exited without reporting: %w", m.bundle, errdefs.ErrUnavailable)
 	}
 	if err := rep.err(); err != nil {
 		if rep.Pid > 0 {
@@ -150,11 +154,11 @@ func (m *Monitor) Launch(ctx context.Context, bundle string, hold *os.File) erro
 	return nil
 }
 
-// awaitLaunch is the prestarted monitor's side of Launch: it waits for
-// the bundle's path and the file to hold. An error means no launch comes.
-func awaitLaunch() (bundle string, hold *os.File, err error) {
+// awaitLaunch is the prestarted monitor's side of Launch: it waits for the
+// word to go and the file to hold. An error means no launch comes.
+func awaitLaunch() (hold *os.File, err error) {
 	defer unix.Close(controlFD)
-	buf := make([]byte, 8192)
+	buf := make([]byte, 16)
 	oob := make([]byte, unix.CmsgSpace(4))
 	for {
 		n, oobn, _, _, err := unix.Recvmsg(controlFD, buf, oob, unix.MSG_CMSG_CLOEXEC)
@@ -162,10 +166,10 @@ func awaitLaunch() (bundle string, hold *os.File, err error) {
 			continue
 		}
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		if n == 0 {
-			return "", nil, io.EOF // Close, or the launcher exited
+			return nil, io.EOF // Close, or the launcher exited
 		}
 		if oobn > 0 {
 			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
@@ -175,6 +179,6 @@ func awaitLaunch() (bundle string, hold *os.File, err error) {
 				}
 			}
 		}
-		return string(buf[:n]), hold, nil
+		return hold, nil
 	}
 }
