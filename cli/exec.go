@@ -39,7 +39,11 @@ func execCmd(g *globals) *cobra.Command {
 			}
 			wait, release := func() {}, func() {}
 			if tty {
-				console, done, err := ptyRelay(stdin, stdout)
+				var hold func(*os.File) error
+				if detach {
+					hold = e.HoldTerminal
+				}
+				console, done, err := ptyRelay(stdin, stdout, hold)
 				if err != nil {
 					return statusError{125, err}
 				}
@@ -175,8 +179,9 @@ func stdioFiles(in io.Reader, out, errw io.Writer) (files [3]*os.File, release, 
 }
 
 // ptyRelay makes the console socket an exec with a tty needs: it
-// receives the terminal's master and copies in to it and it to out.
-func ptyRelay(in io.Reader, out io.Writer) (*os.File, func(), error) {
+// receives the terminal's master and copies in to it and it to out; with
+// hold (a detached exec) it hands the master over to hold instead.
+func ptyRelay(in io.Reader, out io.Writer, hold func(*os.File) error) (*os.File, func(), error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, err
@@ -192,6 +197,10 @@ func ptyRelay(in io.Reader, out io.Writer) (*os.File, func(), error) {
 			return
 		}
 		defer master.Close()
+		if hold != nil {
+			hold(master) // a detached process keeps its terminal
+			return
+		}
 		if ws, err := unix.IoctlGetWinsize(int(os.Stdout.Fd()), unix.TIOCGWINSZ); err == nil {
 			unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
 		}

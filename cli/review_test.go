@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,4 +72,22 @@ func TestRemovalInProgress(t *testing.T) {
 	if _, _, code := h.run("", "inspect", "half"); code == 0 {
 		t.Fatal("the container is still there after rm")
 	}
+}
+
+// TestExecDetachedTerminal: `exec -d -t` runs its command to the end on a
+// terminal, as with Docker, whose daemon holds the terminal: berth hands
+// the terminal's master to a holder that drains it and goes with the
+// process (the command used to be hung up as `exec` returned).
+func TestExecDetachedTerminal(t *testing.T) {
+	h := newHost(t)
+	h.ok("run", "-d", "--name", "dt", "busybox", "sleep", "1000")
+	h.ok("exec", "-d", "-t", "dt", "sh", "-c", "sleep 1; [ -t 1 ] && echo on a tty > /marker")
+	waitFor(t, func() bool {
+		out, _, code := h.run("", "exec", "dt", "cat", "/marker")
+		return code == 0 && out == "on a tty\n"
+	})
+	holder := func() bool {
+		return slices.ContainsFunc(procs(), func(p proc) bool { return p.has("--hold-terminal") })
+	}
+	waitFor(t, func() bool { return !holder() }) // gone with its process
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/shim"
 	"github.com/berth-dev/berth/spec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -32,6 +33,13 @@ type ExecOptions struct {
 	// ConsoleSize is the terminal's initial [height, width] (zeros: the
 	// kernel's default).
 	ConsoleSize [2]uint
+}
+
+// HoldTerminal keeps the terminal of a detached exec (its master) open
+// until the process is done with it, as Docker's daemon does for
+// `exec -d -t` (shim.HoldTerminal).
+func (e *Engine) HoldTerminal(master *os.File) error {
+	return shim.HoldTerminal(e.exe, master)
 }
 
 // Exec starts a process in a running container, with the container's

@@ -76,6 +76,9 @@ func waitGoneFor(pid int, d time.Duration) {
 // creates the container, reports to Launch on fd 3 and watches the
 // container until its final exit.
 func Main(ctx context.Context, args []string) int {
+	if len(args) == 1 && args[0] == holdTerminalArg {
+		return holdTerminalMain()
+	}
 	if len(args) == 2 && args[0] == monitorArg {
 		return monitorMain(ctx, args[1], false)
 	}
