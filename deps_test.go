@@ -17,9 +17,10 @@ var layers = map[string]int{
 	// Error classes sit beneath everything.
 	"errdefs": -10,
 	// L0: values and storage shared by all.
-	"mount": 0,
-	"meta":  0,
-	"ref":   0,
+	"mount":      0,
+	"meta":       0,
+	"ref":        0,
+	"linereader": 0,
 	// L1: kernel-facing pieces of the runtime and the store.
 	"runtime/cgroup":  10,
 	"runtime/seccomp": 10,

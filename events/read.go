@@ -1,7 +1,6 @@
 package events
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	"github.com/berth-dev/berth/linereader"
 )
 
 // ReadOptions choose the events Read passes on and for how long.
@@ -137,12 +138,9 @@ func (r *reader) drain(ctx context.Context, f *logFile) error {
 
 // logFile reads the lines of one file of the log.
 type logFile struct {
-	f        *os.File
-	st       fs.FileInfo
-	rd       *bufio.Reader
-	pending  []byte // a line read up to the end of the file so far
-	overflow bool   // pending grew past maxLine: drop the rest of the line
-	line     []byte
+	f  *os.File
+	st fs.FileInfo
+	rd *linereader.Reader
 }
 
 // openLog opens a file of the log; a missing one is (nil, nil).
@@ -159,7 +157,9 @@ func openLog(name string) (*logFile, error) {
 		f.Close()
 		return nil, fmt.Errorf("open event log: %w", classify(err))
 	}
-	return &logFile{f: f, st: st, rd: bufio.NewReaderSize(f, 64<<10)}, nil
+	// Append writes lines shorter than maxLine; a longer one is not an
+	// event.
+	return &logFile{f: f, st: st, rd: linereader.New(f, 64<<10, maxLine-1)}, nil
 }
 
 func (l *logFile) close() { l.f.Close() }
@@ -199,36 +199,13 @@ func (l *logFile) skipToEnd() error {
 
 // next returns the next complete line without its "\n", valid until the
 // next call. At the end it returns io.EOF and keeps a partial line for
-// when its writer finishes it. Lines longer than maxLine are dropped.
+// when its writer finishes it. Lines of maxLine bytes or more are dropped.
 func (l *logFile) next() ([]byte, error) {
-	for {
-		chunk, err := l.rd.ReadSlice('\n')
-		switch {
-		case err == nil:
-			if l.overflow || len(l.pending)+len(chunk) > maxLine {
-				l.overflow, l.pending = false, l.pending[:0]
-				continue
-			}
-			if len(l.pending) == 0 {
-				return chunk[:len(chunk)-1], nil
-			}
-			l.line = append(append(l.line[:0], l.pending...), chunk[:len(chunk)-1]...)
-			l.pending = l.pending[:0]
-			return l.line, nil
-		case errors.Is(err, bufio.ErrBufferFull) || err == io.EOF:
-			if !l.overflow {
-				l.pending = append(l.pending, chunk...)
-				if len(l.pending) > maxLine {
-					l.overflow, l.pending = true, l.pending[:0]
-				}
-			}
-			if err == io.EOF {
-				return nil, io.EOF
-			}
-		default:
-			return nil, fmt.Errorf("read event log: %w", classify(err))
-		}
+	line, err := l.rd.Next()
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("read event log: %w", classify(err))
 	}
+	return line, err
 }
 
 // openSet opens the rotated and the live file of the log (either nil when

@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	"github.com/berth-dev/berth/linereader"
 )
 
 // ReadOptions choose the records Read passes on.
@@ -140,14 +142,10 @@ type logFile struct {
 	id   fileID
 	size int64 // when last looked at
 	gz   bool
-	rd   *bufio.Reader
+	rd   *linereader.Reader
 	zr   *gzip.Reader
 	pos  int64 // bytes of f consumed (plain files)
 	skip int   // lines to skip first (tail of a gzipped file)
-
-	pending  []byte
-	overflow bool
-	line     []byte
 }
 
 func openLog(name string, gz bool) (*logFile, error) {
@@ -165,9 +163,14 @@ func openLog(name string, gz bool) (*logFile, error) {
 	return l, nil
 }
 
+// reset makes l read r from its current offset, from the start of a line.
 func (l *logFile) reset(r io.Reader) {
-	l.pos, l.pending, l.overflow = 0, l.pending[:0], false
-	l.rd = bufio.NewReaderSize(r, 64*1024)
+	l.pos = 0
+	if l.rd == nil {
+		l.rd = linereader.New(r, 64*1024, maxLine)
+		return
+	}
+	l.rd.Reset(r)
 }
 
 func (l *logFile) close() {
@@ -179,7 +182,7 @@ func (l *logFile) close() {
 
 // next returns the next complete line without its "\n", valid until the
 // next call. At the end it returns io.EOF and keeps a partial line for
-// when the writer finishes it. Over-long lines are dropped.
+// when the writer finishes it. Lines longer than maxLine are dropped.
 func (l *logFile) next() ([]byte, error) {
 	if l.gz && l.zr == nil {
 		zr, err := gzip.NewReader(bufio.NewReader(l.f))
@@ -187,37 +190,17 @@ func (l *logFile) next() ([]byte, error) {
 			return nil, io.EOF // a torn or foreign .gz: nothing to read
 		}
 		l.zr = zr
-		l.rd = bufio.NewReaderSize(zr, 64*1024)
+		l.rd.Reset(zr)
 	}
-	for {
-		chunk, err := l.rd.ReadSlice('\n')
-		l.pos += int64(len(chunk))
-		switch {
-		case err == nil:
-			if l.overflow {
-				l.overflow, l.pending = false, l.pending[:0]
-				continue
-			}
-			if len(l.pending) == 0 {
-				return chunk[:len(chunk)-1], nil
-			}
-			l.line = append(append(l.line[:0], l.pending...), chunk[:len(chunk)-1]...)
-			l.pending = l.pending[:0]
-			return l.line, nil
-		case errors.Is(err, bufio.ErrBufferFull) || err == io.EOF:
-			if !l.overflow {
-				l.pending = append(l.pending, chunk...)
-				if len(l.pending) > maxLine {
-					l.overflow, l.pending = true, l.pending[:0]
-				}
-			}
-			if err == io.EOF {
-				return nil, io.EOF
-			}
-		case l.gz:
-			return nil, io.EOF // corrupt compressed data ends the file
-		default:
-			return nil, fmt.Errorf("read log: %w", err)
-		}
+	n := l.rd.N
+	line, err := l.rd.Next()
+	l.pos += l.rd.N - n
+	switch {
+	case err == nil || err == io.EOF:
+		return line, err
+	case l.gz:
+		return nil, io.EOF // corrupt compressed data ends the file
+	default:
+		return nil, fmt.Errorf("read log: %w", err)
 	}
 }
