@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -108,16 +109,17 @@ func TestLongLineDropped(t *testing.T) {
 func TestConsumed(t *testing.T) {
 	w, f := growing(t)
 	r := New(f, 16, 4)
-	w.WriteString("ab\ntoo long\ncd")
-	check(t, "lines", drain(t, r), "ab")
-	if r.N != 14 {
-		t.Errorf("N = %d after all 14 bytes, partial line included", r.N)
+	// step appends more, reads to the end and checks the lines and N.
+	step := func(more string, n int64, want ...string) {
+		t.Helper()
+		w.WriteString(more)
+		check(t, "after "+strconv.Quote(more), drain(t, r), want...)
+		if r.N != n {
+			t.Errorf("after %q: N = %d, want %d", more, r.N, n)
+		}
 	}
-	w.WriteString("\n")
-	check(t, "lines", drain(t, r), "cd")
-	if r.N != 15 {
-		t.Errorf("N = %d, want 15", r.N)
-	}
+	step("ab\ntoo long\ncd", 14, "ab") // the dropped and the partial line count
+	step("\n", 15, "cd")
 	// Reset starts over: counts from 0, without the partial line.
 	w.WriteString("ef")
 	if _, err := f.Seek(3, io.SeekStart); err != nil {
@@ -127,15 +129,8 @@ func TestConsumed(t *testing.T) {
 	if r.N != 0 {
 		t.Errorf("N = %d after Reset", r.N)
 	}
-	check(t, "lines after Reset", drain(t, r), "cd")
-	if r.N != 14 {
-		t.Errorf("N = %d after Reset to offset 3 of 17 bytes, want 14", r.N)
-	}
-	w.WriteString("\n")
-	check(t, "last line", drain(t, r), "ef")
-	if r.N != 15 {
-		t.Errorf("N = %d, want 15", r.N)
-	}
+	step("", 14, "cd") // from offset 3 of 17 bytes
+	step("\n", 15, "ef")
 }
 
 func TestSourceError(t *testing.T) {
