@@ -74,7 +74,9 @@ func waitGoneFor(pid int, d time.Duration) {
 // Main is the `berth shim <bundle>` role. Its first process starts the
 // monitor (`berth shim --monitor <bundle>`) and exits; the monitor
 // creates the container, reports to Launch on fd 3 and watches the
-// container until its final exit.
+// container until its final exit. Launch starts the monitor directly
+// (`--monitor --prestarted <bundle>`, see Prestart); `--hold-terminal`
+// holds a detached exec's terminal (HoldTerminal).
 func Main(ctx context.Context, args []string) int {
 	if len(args) == 1 && args[0] == holdTerminalArg {
 		return holdTerminalMain()

@@ -96,8 +96,8 @@ func (m *Monitor) Close() {
 }
 
 // Launch has the monitor create the container of its bundle, which must
-// be written by now, and returns once it has: the runtime's create is done, the socket listens and the state
-// is "created". On failure it returns the create error, classified
+// be written by now, and returns once it has: the runtime's create is
+// done, the socket listens and the state is "created". On failure it returns the create error, classified
 // (errors.Is works with oci.ErrExecNotFound and the errdefs classes), and
 // nothing is left behind: no shim, no runtime state, no rootfs mount.
 //
