@@ -66,7 +66,12 @@ func TestWarm(t *testing.T) {
 	t.Logf("Apply cold %v, after Warm %v (own cgroup %s)", cold, warm, filepath.Base(dir))
 	// A cold move waits a grace period (milliseconds), a warmed one not:
 	// compare the best of each so that one slow sample decides nothing.
-	if best(warm) > best(cold) && best(warm) > 2*time.Millisecond {
+	// Other processes moving tasks meanwhile (tests of other packages)
+	// warm the lock for the cold moves too; then nothing can be told.
+	if best(cold) < 3*time.Millisecond {
+		t.Skipf("the cold moves were fast too (%v): the lock was warm from elsewhere", cold)
+	}
+	if best(warm) > best(cold)/2 {
 		t.Fatalf("Apply after Warm took %v, cold %v", warm, cold)
 	}
 }
