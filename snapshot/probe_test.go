@@ -3,6 +3,7 @@ package snapshot
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -35,8 +36,10 @@ func TestProbeLeftovers(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "probe.json")); err != nil {
 		t.Errorf("probe result not remembered: %v", err)
 	}
-	// With the result remembered, opening mounts no test overlay.
-	before, _ := os.ReadFile("/proc/self/mountinfo")
+	// With the result remembered, opening mounts no test overlay. Only
+	// the mounts under root count: other packages' tests mount and
+	// unmount in the same namespace meanwhile.
+	before := mountsUnder(t, root)
 	o, err = NewOverlay(root)
 	if err != nil {
 		t.Fatalf("NewOverlay again: %v", err)
@@ -45,8 +48,24 @@ func TestProbeLeftovers(t *testing.T) {
 	if dirs, _ := filepath.Glob(filepath.Join(root, "probe-*")); len(dirs) != 0 {
 		t.Errorf("second open probed again: %v", dirs)
 	}
-	after, _ := os.ReadFile("/proc/self/mountinfo")
-	if len(after) != len(before) {
-		t.Errorf("mount table changed across a cached open")
+	if after := mountsUnder(t, root); after != before {
+		t.Errorf("mounts under %s changed across a cached open:\n%s\nnow\n%s", root, before, after)
 	}
+}
+
+// mountsUnder lists the lines of /proc/self/mountinfo that name a path
+// under dir.
+func mountsUnder(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, dir) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
