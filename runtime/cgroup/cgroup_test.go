@@ -237,9 +237,12 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("Frozen() after Freeze = %v, %v", f, err)
 	}
 	state := procState(pid)
+	// A spinning process gains ~50 ticks in 500 ms; a frozen one none,
+	// but the tick split of a process just frozen may still settle by
+	// one (seen once under load): allow two.
 	before := cpuTicks(t, pid)
 	time.Sleep(500 * time.Millisecond)
-	if after := cpuTicks(t, pid); after != before {
+	if after := cpuTicks(t, pid); after > before+2 {
 		t.Errorf("frozen process used CPU: %d -> %d ticks (state %s)", before, after, state)
 	}
 	t.Logf("frozen process state: %s", state)
