@@ -13,17 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The test binary is the init when this is set: the tests run it as a
-// separate process, as a container does.
-const envRole = "BERTH_TEST_INITPROC"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(envRole) == "1" {
-		os.Exit(Main(os.Args[1:]))
-	}
-	os.Exit(m.Run())
-}
-
+// initCmd runs the test binary under the name docker-init: it links this
+// package, so its constructor makes it the init, as with berth.
 func initCmd(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
 	self, err := os.Executable()
@@ -31,7 +22,7 @@ func initCmd(t *testing.T, args ...string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(self, args...)
-	cmd.Env = append(os.Environ(), envRole+"=1")
+	cmd.Args[0] = "docker-init"
 	return cmd
 }
 
@@ -214,4 +205,40 @@ func waitFile(t *testing.T, path string) {
 		}
 	}
 	t.Fatalf("%s never appeared", path)
+}
+
+// A SIGTERM that comes while docker-init is starting is passed on all the
+// same: the init blocks every signal before its child exists. Run as PID 1
+// of a new pid namespace, as in a container (where a signal without a
+// handler is dropped), and signalled from the first moment on; a Go init
+// lost such signals or ended with status 2.
+func TestEarlySignal(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a pid namespace)")
+	}
+	for i := 0; i < 20; i++ {
+		cmd := initCmd(t, "--", "sleep", "30")
+		cmd.SysProcAttr = &unix.SysProcAttr{Cloneflags: unix.CLONE_NEWPID}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		deadline := time.After(20 * time.Second)
+	loop:
+		for {
+			cmd.Process.Signal(unix.SIGTERM)
+			select {
+			case <-done:
+				break loop
+			case <-deadline:
+				cmd.Process.Kill()
+				t.Fatalf("round %d: init did not end", i)
+			case <-time.After(100 * time.Microsecond):
+			}
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 128+int(unix.SIGTERM) {
+			t.Fatalf("round %d: exit %d, want %d (the command killed by the forwarded SIGTERM)", i, code, 128+int(unix.SIGTERM))
+		}
+	}
 }

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/berth-dev/berth/cli"
-	"github.com/berth-dev/berth/initproc"
+	_ "github.com/berth-dev/berth/initproc" // docker-init (--init): all in C, before the Go runtime starts
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/command"
 	_ "github.com/berth-dev/berth/runtime/nsexec" // joins namespaces before the Go runtime starts
@@ -19,11 +19,10 @@ import (
 func main() {
 	// Called as berth-runtime (a link to this binary), berth is the
 	// runc-compatible runtime, so other engines can use it unchanged.
-	switch filepath.Base(os.Args[0]) {
-	case "berth-runtime":
+	// (Called as docker-init, bind-mounted into a container run with
+	// --init, it never gets here: package initproc.)
+	if filepath.Base(os.Args[0]) == "berth-runtime" {
 		os.Exit(command.Main(context.Background(), os.Args[1:]))
-	case "docker-init": // bind-mounted into a container run with --init
-		os.Exit(initproc.Main(os.Args[1:]))
 	}
 	role := ""
 	if len(os.Args) > 1 {
