@@ -230,11 +230,7 @@ func TestOOMKilled(t *testing.T) {
 	if _, err := c.c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e, err := c.c.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.Code != 137 || !e.OOMKilled {
+	if e := c.waitExit(ctx); e.Code != 137 || !e.OOMKilled {
 		t.Errorf("exit %+v, want 137 and OOMKilled", e)
 	}
 	if st := c.waitFinal(); !st.OOMKilled {

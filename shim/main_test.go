@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/shim"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -162,6 +163,22 @@ func (c *ctr) waitState(what string, d time.Duration, ok func(shim.State) bool) 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// waitExit is the container's exit from the shim (Wait), or from its
+// final state when the shim has finished already: a process that dies at
+// once can take its shim with it before a Wait dials in.
+func (c *ctr) waitExit(ctx context.Context) shim.Exit {
+	c.t.Helper()
+	e, err := c.c.Wait(ctx)
+	if errdefs.IsNotFound(err) {
+		st := c.waitFinal()
+		return shim.Exit{Code: st.ExitCode, OOMKilled: st.OOMKilled, FinishedAt: st.FinishedAt}
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return e
 }
 
 // waitFinal waits until the shim has finished: final state written and

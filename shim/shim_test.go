@@ -77,11 +77,7 @@ func TestExitCodes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e, err := c.c.Wait(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e.Code != tc.want {
+			if e := c.waitExit(ctx); e.Code != tc.want {
 				t.Errorf("exit %d, want %d", e.Code, tc.want)
 			}
 			if st := c.waitFinal(); st.ExitCode != tc.want || st.RestartCount != 0 {
