@@ -50,27 +50,6 @@ func Launch(ctx context.Context, exe, bundle string, hold ...*os.File) error {
 	return m.Launch(ctx, h)
 }
 
-// waitGoneFor waits until pid is gone, at most d, by its pidfd (it may
-// be our child, reaped by Launch's goroutine, or not).
-func waitGoneFor(pid int, d time.Duration) {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	deadline := time.Now().Add(d)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return
-		}
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if _, err := unix.Poll(fds, int(left/time.Millisecond)+1); err != unix.EINTR {
-			return
-		}
-	}
-}
-
 // Main is the `berth shim <bundle>` role. Its first process starts the
 // monitor (`berth shim --monitor <bundle>`) and exits; the monitor
 // creates the container, reports to Launch on fd 3 and watches the

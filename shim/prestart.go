@@ -147,7 +147,10 @@ func (m *Monitor) Launch(ctx context.Context, hold *os.File) error {
 	}
 	if err := rep.err(); err != nil {
 		if rep.Pid > 0 {
-			waitGoneFor(rep.Pid, 10*time.Second)
+			// It takes everything down before it exits.
+			wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			waitPidGone(wctx, rep.Pid, nil)
+			cancel()
 		}
 		return err
 	}

@@ -139,13 +139,20 @@ func (s State) WaitGone(ctx context.Context) error {
 	if s.ShimPid <= 0 {
 		return nil
 	}
-	fd, err := unix.PidfdOpen(s.ShimPid, 0)
+	return waitPidGone(ctx, s.ShimPid, s.ShimAlive)
+}
+
+// waitPidGone waits until process pid has exited (a zombie counts), or
+// ctx ends, by its pidfd. same, when not nil, says once the pidfd is
+// open whether pid still names the process meant (and not a reuse).
+func waitPidGone(ctx context.Context, pid int, same func() bool) error {
+	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return nil // gone already
 	}
 	defer unix.Close(fd)
-	if !s.ShimAlive() {
-		return nil // the pid names another process now
+	if same != nil && !same() {
+		return nil
 	}
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	for {
