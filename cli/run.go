@@ -93,19 +93,10 @@ func runCmd(g *globals) *cobra.Command {
 				// on: its removal is its shim's to do after all.
 				e.WithdrawExitClaim(c.ID)
 			}
-			if errors.Is(err, errDetached) {
-				return nil
-			}
 			if errors.As(err, &se) && errors.As(err, &sf) {
 				return statusError{se.code, withHelp(cmd, se.err)}
 			}
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return statusError{code, quiet{}}
-			}
-			return nil
+			return attachOutcome(code, err)
 		},
 	}
 	f := cmd.Flags()
