@@ -35,6 +35,15 @@ type ExecOptions struct {
 	ConsoleSize [2]uint
 }
 
+// consoleBox is the initial size of a process's terminal: [height, width]
+// when it has a terminal and both are known, else nil (the kernel's).
+func consoleBox(tty bool, size [2]uint) *specs.Box {
+	if !tty || size[0] == 0 || size[1] == 0 {
+		return nil
+	}
+	return &specs.Box{Height: size[0], Width: size[1]}
+}
+
 // HoldTerminal keeps the terminal of a detached exec (its master) open
 // until the process is done with it, as Docker's daemon does for
 // `exec -d -t` (shim.HoldTerminal).
@@ -77,10 +86,7 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 	p := *base.Process
 	p.Args = o.Cmd
 	p.Terminal = o.Tty
-	p.ConsoleSize = nil
-	if o.Tty && o.ConsoleSize[0] > 0 && o.ConsoleSize[1] > 0 {
-		p.ConsoleSize = &specs.Box{Height: o.ConsoleSize[0], Width: o.ConsoleSize[1]}
-	}
+	p.ConsoleSize = consoleBox(o.Tty, o.ConsoleSize)
 	p.Env = spec.MergeEnv(p.Env, o.Env)
 	if o.Tty && !slices.ContainsFunc(p.Env, func(v string) bool { return strings.HasPrefix(v, "TERM=") }) {
 		p.Env = append(p.Env, "TERM=xterm")

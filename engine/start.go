@@ -17,7 +17,6 @@ import (
 	"github.com/berth-dev/berth/runtime/cgroup"
 	"github.com/berth-dev/berth/shim"
 	"github.com/berth-dev/berth/spec"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // StartOptions are the options of Start.
@@ -234,9 +233,7 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container) error {
 	if err != nil {
 		return err
 	}
-	if cs := c.HostConfig.ConsoleSize; s.Process.Terminal && cs[0] > 0 && cs[1] > 0 {
-		s.Process.ConsoleSize = &specs.Box{Height: cs[0], Width: cs[1]}
-	}
+	s.Process.ConsoleSize = consoleBox(s.Process.Terminal, c.HostConfig.ConsoleSize)
 	if req.Init {
 		if err := e.applyInit(s); err != nil { // init.go
 			return err
